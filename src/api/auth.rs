@@ -1,0 +1,186 @@
+//! Sessions: log in, refresh (with rotation), log out, and the token check route.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::{authenticated, json, json_body, no_content, respond, with_state};
+use crate::app::AppState;
+use crate::auth::{self, AuthUser};
+use crate::error::ApiError;
+use crate::ids::UserId;
+use crate::store::{tokens, users, written};
+
+pub fn routes(state: &Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let login = warp::path!("v1" / "users" / "login")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(json_body(state))
+        .then(login)
+        .map(respond);
+    let refresh = warp::path!("v1" / "auth" / "refresh")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(json_body(state))
+        .then(refresh)
+        .map(respond);
+    let logout = warp::path!("v1" / "auth" / "logout")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(authenticated(state))
+        .and(json_body(state))
+        .then(logout)
+        .map(respond);
+    let test_auth = warp::path!("v1" / "test-auth")
+        .and(warp::get())
+        .and(authenticated(state))
+        .map(|user: AuthUser| {
+            respond(json(
+                &json!({"message": "Access granted", "user_id": user.id}),
+                StatusCode::OK,
+            ))
+        });
+    login
+        .or(refresh)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(test_auth)
+        .unify()
+        .boxed()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: Option<String>,
+    email: Option<String>,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct Session {
+    token: String,
+    refresh_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    user: users::Profile,
+}
+
+const BAD_LOGIN: &str = "invalid username/email or password";
+
+async fn login(state: Arc<AppState>, body: LoginBody) -> Result<Response, ApiError> {
+    let name = body
+        .username
+        .or(body.email)
+        .ok_or_else(|| ApiError::invalid("invalid_json", "give a username or an email"))?;
+    let found = state
+        .store
+        .read(move |c| users::credentials(c, name.trim()))
+        .await?;
+    let ok = state
+        .passwords
+        .verify(&body.password, found.as_ref().map(|(_, h)| h.as_str()))
+        .await?;
+    match found {
+        Some((user, _)) if ok => session(&state, user, None).await,
+        _ => Err(ApiError::unauthorized(BAD_LOGIN)),
+    }
+}
+
+/// Issues an access token and a refresh token (in `family`, or a new one) for `user`.
+async fn session(
+    state: &AppState,
+    user: UserId,
+    family: Option<String>,
+) -> Result<Response, ApiError> {
+    let refresh_token = auth::new_refresh_token();
+    let hash = auth::hash_refresh_token(&refresh_token);
+    let expires_at = (auth::unix_now() + state.config.refresh_ttl.as_secs()) as i64;
+    let family = family.unwrap_or_else(auth::new_token_family);
+    let profile = state
+        .store
+        .write(move |c| {
+            let profile = users::profile(c, user)?
+                .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+            tokens::insert(c, user, &hash, &family, expires_at)?;
+            Ok(written(profile, Vec::new()))
+        })
+        .await?;
+    json(
+        &Session {
+            token: state.keys.issue(user)?,
+            refresh_token,
+            token_type: "Bearer",
+            expires_in: state.keys.access_ttl.as_secs(),
+            user: profile,
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(state: Arc<AppState>, body: RefreshBody) -> Result<Response, ApiError> {
+    let hash = auth::hash_refresh_token(&body.refresh_token);
+    let now = auth::unix_now() as i64;
+    let presented = state
+        .store
+        .write(move |c| Ok(written(tokens::present(c, &hash, now)?, Vec::new())))
+        .await?;
+    match presented {
+        tokens::Presented::Rotated { user, family } => session(&state, user, Some(family)).await,
+        tokens::Presented::Reused => Err(ApiError::unauthorized(
+            "this refresh token was already used; its session is revoked, sign in again",
+        )),
+        tokens::Presented::Invalid => {
+            Err(ApiError::unauthorized("invalid or expired refresh token"))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogoutBody {
+    refresh_token: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+async fn logout(
+    state: Arc<AppState>,
+    user: AuthUser,
+    body: LogoutBody,
+) -> Result<Response, ApiError> {
+    let hash = match (&body.refresh_token, body.all) {
+        (_, true) => None,
+        (Some(token), false) => Some(auth::hash_refresh_token(token)),
+        (None, false) => {
+            return Err(ApiError::invalid(
+                "invalid_json",
+                "give the refresh_token to revoke, or \"all\": true",
+            ))
+        }
+    };
+    state
+        .store
+        .write(move |c| {
+            match hash {
+                // Revoking a token that is not live is not an error: the goal is already met.
+                Some(hash) => tokens::revoke(c, user.id, &hash).map(drop)?,
+                None => tokens::revoke_all(c, user.id)?,
+            }
+            Ok(written((), Vec::new()))
+        })
+        .await?;
+    no_content()
+}

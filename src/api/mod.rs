@@ -1,0 +1,181 @@
+//! The HTTP and WebSocket routes. A request enters through a route's filters (path, method,
+//! `authenticated()`, body), its handler returns `Result<Response, ApiError>`, and `respond`
+//! (for handler errors) or `error::recover` (for filter rejections) writes the contract's error.
+
+mod auth;
+mod groups;
+mod messages;
+mod ops;
+mod users;
+pub mod ws;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Buf, Filter, Rejection, Reply};
+
+use crate::app::AppState;
+use crate::error::{self, ApiError};
+
+/// Every route of the server, with errors in the contract's shape.
+pub fn routes(state: &Arc<AppState>) -> BoxedFilter<(Response,)> {
+    ops::routes(state)
+        .or(auth::routes(state))
+        .unify()
+        .or(users::routes(state))
+        .unify()
+        .or(groups::routes(state))
+        .unify()
+        .or(messages::routes(state))
+        .unify()
+        .or(ws::route(state))
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .boxed()
+}
+
+/// Turns a handler's result into the response, errors through `ApiError`.
+pub fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|e| e.to_response())
+}
+
+pub fn json<T: Serialize>(value: &T, status: StatusCode) -> Result<Response, ApiError> {
+    Ok(warp::reply::with_status(warp::reply::json(value), status).into_response())
+}
+
+pub fn no_content() -> Result<Response, ApiError> {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub fn with_state(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
+    let state = Arc::clone(state);
+    warp::any().map(move || Arc::clone(&state))
+}
+
+pub fn authenticated(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (crate::auth::AuthUser,), Error = Rejection> + Clone {
+    crate::auth::authenticated(Arc::clone(&state.keys))
+}
+
+/// The request body, at most `limit` bytes: a larger declared length is refused before
+/// anything is read, and a chunked body is refused as soon as it passes the limit.
+fn body_bytes(limit: usize) -> impl Filter<Extract = (Vec<u8>,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |declared, body| read_limited(body, declared, limit))
+}
+
+async fn read_limited<S, B>(
+    body: S,
+    declared: Option<u64>,
+    limit: usize,
+) -> Result<Vec<u8>, Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let too_large = || {
+        warp::reject::custom(ApiError::PayloadTooLarge(format!(
+            "request body is larger than {limit} bytes"
+        )))
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = std::pin::pin!(body);
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|_| {
+            warp::reject::custom(ApiError::invalid(
+                "invalid_json",
+                "the request body could not be read",
+            ))
+        })?;
+        if buf.len() + chunk.remaining() > limit {
+            return Err(too_large());
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            buf.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(buf)
+}
+
+/// A JSON request body of type `T`. The Content-Type is not checked, so `curl -d '{…}'`
+/// works without `-H 'Content-Type: application/json'`.
+pub fn json_body<T: DeserializeOwned + Send + 'static>(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    body_bytes(state.config.body_limit).and_then(|bytes: Vec<u8>| async move {
+        parse_json::<T>(&bytes).map_err(warp::reject::custom)
+    })
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(
+            "invalid_json",
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid("invalid_json", format!("invalid JSON body: {e}")))
+}
+
+/// The query string as name → value (empty when there is none).
+pub fn query() -> impl Filter<Extract = (Query,), Error = Rejection> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|raw: String| async move {
+            serde_urlencoded::from_str::<HashMap<String, String>>(&raw)
+                .map(Query)
+                .map_err(|_| {
+                    warp::reject::custom(ApiError::invalid(
+                        "invalid_query",
+                        "the query string could not be parsed",
+                    ))
+                })
+        })
+}
+
+#[derive(Debug, Default)]
+pub struct Query(pub HashMap<String, String>);
+
+impl Query {
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A numeric parameter; a value that is not a number is an `invalid_<code>` error.
+    pub fn number<T: FromStr>(
+        &self,
+        name: &str,
+        code: &'static str,
+    ) -> Result<Option<T>, ApiError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(v) => v.trim().parse().map(Some).map_err(|_| {
+                ApiError::invalid(
+                    code,
+                    format!("query parameter {name} must be a whole number"),
+                )
+            }),
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! One socket's task. It owns the socket and selects over its inbound frames, its
+//! conversations' hub channels, its user's channel, the answers to its own sends, a heartbeat
+//! and shutdown.
+//!
+//! Delivery rule: per conversation the session keeps a cursor, the highest message id it has
+//! sent. A message is sent only if its id is above the cursor, so the replay from the database
+//! and the live channel can overlap without duplicates; when a channel reports that this socket
+//! lagged (the broadcast buffer overflowed), the gap is read back from the database from the
+//! cursor. Every message therefore arrives once, in id order, however slowly the socket reads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamMap;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as Frame, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::api::messages::{submit_send, SendBody};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::hub::{Event, EventKind};
+use crate::ids::{GroupId, MessageId, UserId};
+use crate::store::groups;
+use crate::store::messages::{self, Message, Sent};
+
+type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Sends of one socket waiting for their commit; more are refused until some are answered.
+const MAX_IN_FLIGHT: usize = 64;
+/// Messages read from the database per query when replaying or catching up.
+const PAGE: u32 = 500;
+/// Events sent before one flush when many are ready at once.
+const BURST: usize = 256;
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// A socket that sends nothing (not even a pong) for this long is dead.
+const IDLE_LIMIT: Duration = Duration::from_secs(75);
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Send {
+        group_id: GroupId,
+        content: String,
+        client_id: Option<String>,
+    },
+    Ping,
+}
+
+/// Why the loop ended, and so which close frame the client gets.
+enum End {
+    ClientClosed,
+    Shutdown,
+    TooBig,
+    Lagged,
+    Idle,
+    Broken,
+}
+
+pub struct Session {
+    state: Arc<AppState>,
+    user: UserId,
+    ws: Socket,
+    subs: StreamMap<GroupId, BroadcastStream<Arc<Event>>>,
+    cursors: HashMap<GroupId, MessageId>,
+    answers_tx: mpsc::UnboundedSender<Utf8Bytes>,
+    in_flight: usize,
+    last_heard: Instant,
+}
+
+type Step = Result<(), End>;
+
+impl Session {
+    pub async fn run(state: Arc<AppState>, user: UserId, since: Option<MessageId>, ws: Socket) {
+        // Register with the hub before reading memberships, so a membership change committed
+        // after the read still reaches this socket through the user channel.
+        let (user_rx, _registration) = state.hub.connect(user);
+        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
+        let mut session = Session {
+            state,
+            user,
+            ws,
+            subs: StreamMap::new(),
+            cursors: HashMap::new(),
+            answers_tx,
+            in_flight: 0,
+            last_heard: Instant::now(),
+        };
+        let end = match session.start(since).await {
+            Ok(()) => session.serve(user_rx, answers_rx).await,
+            Err(end) => end,
+        };
+        session.close(end).await;
+    }
+
+    /// Subscribes to the user's conversations, replays what `since` asks for, sends `ready`.
+    async fn start(&mut self, since: Option<MessageId>) -> Step {
+        let user = self.user;
+        let (group_ids, newest) = self
+            .state
+            .store
+            .read(move |c| Ok((groups::ids_of(c, user)?, messages::newest_id(c)?)))
+            .await
+            .map_err(|_| End::Broken)?;
+        for &g in &group_ids {
+            self.subscribe(g, since.unwrap_or(newest));
+        }
+        if let Some(since) = since {
+            self.replay(since).await?;
+        }
+        let ready = json!({"type": "ready", "user_id": user, "group_ids": group_ids});
+        self.send_json(&ready).await?;
+        self.flush().await
+    }
+
+    async fn replay(&mut self, since: MessageId) -> Step {
+        let mut after = since;
+        loop {
+            let user = self.user;
+            let page = self
+                .state
+                .store
+                .read(move |c| messages::replay_for_user(c, user, after, PAGE))
+                .await
+                .map_err(|_| End::Broken)?;
+            for m in &page {
+                after = m.id;
+                self.send_message(m).await?;
+            }
+            if page.len() < PAGE as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        mut user_rx: broadcast::Receiver<Arc<Event>>,
+        mut answers_rx: mpsc::UnboundedReceiver<Utf8Bytes>,
+    ) -> End {
+        let shutdown = self.state.shutdown.clone();
+        let mut heartbeat = tokio::time::interval(PING_EVERY);
+        heartbeat.reset();
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => Err(End::Shutdown),
+                Some(answer) = answers_rx.recv() => {
+                    self.in_flight -= 1;
+                    self.feed(answer).await
+                }
+                frame = self.ws.next() => self.inbound(frame).await,
+                Some((group, item)) = self.subs.next(), if !self.subs.is_empty() => {
+                    self.group_event(group, item).await
+                }
+                item = user_rx.recv() => self.user_event(item).await,
+                _ = heartbeat.tick() => self.heartbeat().await,
+            };
+            let step = match step {
+                Ok(()) => self.drain_ready().await,
+                err => err,
+            };
+            if let Err(end) = step.and(self.flush().await) {
+                return end;
+            }
+        }
+    }
+
+    /// Sends whatever else the channels already hold, so a burst costs one flush.
+    async fn drain_ready(&mut self) -> Step {
+        for _ in 0..BURST {
+            if self.subs.is_empty() {
+                break;
+            }
+            match self.subs.next().now_or_never() {
+                Some(Some((group, item))) => self.group_event(group, item).await?,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn subscribe(&mut self, group: GroupId, cursor: MessageId) {
+        let rx = self.state.hub.subscribe_group(group);
+        self.subs.insert(group, BroadcastStream::new(rx));
+        self.cursors.insert(group, cursor);
+    }
+
+    fn unsubscribe(&mut self, group: GroupId) {
+        self.subs.remove(&group);
+        self.cursors.remove(&group);
+    }
+
+    async fn group_event(
+        &mut self,
+        group: GroupId,
+        item: Result<Arc<Event>, BroadcastStreamRecvError>,
+    ) -> Step {
+        match item {
+            Ok(event) => self.deliver(group, &event).await,
+            Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                tracing::debug!(user = %self.user, %group, missed, "socket lagged; catching up");
+                self.catch_up(group).await
+            }
+        }
+    }
+
+    async fn deliver(&mut self, group: GroupId, event: &Event) -> Step {
+        let me = self.user;
+        match event.kind {
+            EventKind::Message { id } => {
+                let cursor = self.cursors.entry(group).or_insert(MessageId(0));
+                if id <= *cursor {
+                    return Ok(());
+                }
+                *cursor = id;
+            }
+            // This socket's own additions arrive on the user channel (see `user_event`).
+            EventKind::MemberAdded { user_id, .. } if user_id == me => return Ok(()),
+            EventKind::MemberRemoved { user_id } if user_id == me => self.unsubscribe(group),
+            EventKind::GroupDeleted => self.unsubscribe(group),
+            _ => {}
+        }
+        self.feed(event.text.clone()).await
+    }
+
+    async fn user_event(&mut self, item: Result<Arc<Event>, broadcast::error::RecvError>) -> Step {
+        let event = match item {
+            Ok(event) => event,
+            // Membership changes may have been lost: the client must reconnect with `since`.
+            Err(_) => return Err(End::Lagged),
+        };
+        let group = event.group_id;
+        match event.kind {
+            EventKind::MemberAdded { user_id, since } if user_id == self.user => {
+                self.feed(event.text.clone()).await?;
+                if !self.subs.contains_key(&group) {
+                    self.subscribe(group, since);
+                    self.catch_up(group).await?;
+                }
+                Ok(())
+            }
+            EventKind::MemberRemoved { user_id } if user_id == self.user => {
+                let Some(mut stream) = self.subs.remove(&group) else {
+                    return Ok(()); // the group channel already told this socket
+                };
+                // The group channel got the removal first: send what it holds before it.
+                while let Some(Some(Ok(earlier))) = stream.next().now_or_never() {
+                    if earlier.kind == event.kind {
+                        break;
+                    }
+                    self.deliver(group, &earlier).await?;
+                }
+                self.cursors.remove(&group);
+                self.feed(event.text.clone()).await
+            }
+            _ => self.feed(event.text.clone()).await,
+        }
+    }
+
+    /// Reads a conversation's messages above the cursor back from the database.
+    async fn catch_up(&mut self, group: GroupId) -> Step {
+        loop {
+            let (user, after) = (self.user, self.cursors.get(&group).copied());
+            let Some(after) = after else { return Ok(()) };
+            let page = self
+                .state
+                .store
+                .read(move |c| messages::catch_up(c, user, group, after, PAGE))
+                .await
+                .map_err(|_| End::Broken)?;
+            let Some(page) = page else {
+                // Removed while this socket was behind: say so, and stop listening.
+                self.unsubscribe(group);
+                let removed = json!({"type": "member_removed", "group_id": group, "user_id": user});
+                return self.send_json(&removed).await;
+            };
+            for m in &page {
+                if self.cursors.get(&group).is_some_and(|&c| m.id > c) {
+                    self.cursors.insert(group, m.id);
+                    self.send_message(m).await?;
+                }
+            }
+            if page.len() < PAGE as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn inbound(&mut self, frame: Option<Result<Frame, WsError>>) -> Step {
+        let frame = match frame {
+            None => return Err(End::ClientClosed),
+            Some(Err(WsError::Capacity(_))) => return Err(End::TooBig),
+            Some(Err(_)) => return Err(End::Broken),
+            Some(Ok(frame)) => frame,
+        };
+        self.last_heard = Instant::now();
+        match frame {
+            Frame::Text(text) => self.client_frame(&text).await,
+            Frame::Binary(_) => {
+                let err = ApiError::invalid("invalid_json", "send JSON text frames, not binary");
+                self.send_error(&err, None).await
+            }
+            Frame::Close(_) => Err(End::ClientClosed),
+            Frame::Ping(_) | Frame::Pong(_) | Frame::Frame(_) => Ok(()),
+        }
+    }
+
+    async fn client_frame(&mut self, text: &str) -> Step {
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let err = ApiError::invalid("invalid_json", format!("frame is not JSON: {e}"));
+                return self.send_error(&err, None).await;
+            }
+        };
+        let client_id = value
+            .get("client_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let frame = match ClientFrame::deserialize(value) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let err = ApiError::invalid("invalid_json", format!("bad frame: {e}"));
+                return self.send_error(&err, client_id.as_deref()).await;
+            }
+        };
+        match frame {
+            ClientFrame::Ping => self.send_json(&json!({"type": "pong"})).await,
+            ClientFrame::Send {
+                group_id,
+                content,
+                client_id,
+            } => self.send(group_id, content, client_id).await,
+        }
+    }
+
+    /// Queues the send now (keeping this socket's order) and answers when it is committed.
+    async fn send(&mut self, group: GroupId, content: String, client_id: Option<String>) -> Step {
+        if self.in_flight >= MAX_IN_FLIGHT {
+            let err = ApiError::RateLimited("too many sends waiting; wait for their acks".into());
+            return self.send_error(&err, client_id.as_deref()).await;
+        }
+        let user = AuthUser { id: self.user };
+        let body = SendBody {
+            content,
+            client_id: client_id.clone(),
+        };
+        let pending = match submit_send(&self.state, user, group, body) {
+            Ok(pending) => pending,
+            Err(err) => return self.send_error(&err, client_id.as_deref()).await,
+        };
+        self.in_flight += 1;
+        let answers = self.answers_tx.clone();
+        tokio::spawn(async move {
+            let answer = match pending.await {
+                Ok(sent) => ack(&sent),
+                Err(err) => error_frame(&err, client_id.as_deref()),
+            };
+            let _ = answers.send(answer);
+        });
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self) -> Step {
+        if self.last_heard.elapsed() > IDLE_LIMIT {
+            return Err(End::Idle);
+        }
+        self.ws
+            .feed(Frame::Ping(Default::default()))
+            .await
+            .map_err(|_| End::Broken)
+    }
+
+    async fn send_message(&mut self, m: &Message) -> Step {
+        self.send_json(&m.frame()).await
+    }
+
+    async fn send_json(&mut self, value: &impl serde::Serialize) -> Step {
+        let text = serde_json::to_string(value).map_err(|_| End::Broken)?;
+        self.feed(Utf8Bytes::from(text)).await
+    }
+
+    async fn send_error(&mut self, err: &ApiError, client_id: Option<&str>) -> Step {
+        self.feed(error_frame(err, client_id)).await
+    }
+
+    async fn feed(&mut self, text: Utf8Bytes) -> Step {
+        self.ws
+            .feed(Frame::Text(text))
+            .await
+            .map_err(|_| End::Broken)
+    }
+
+    async fn flush(&mut self) -> Step {
+        self.ws.flush().await.map_err(|_| End::Broken)
+    }
+
+    async fn close(mut self, end: End) {
+        let (code, reason) = match end {
+            End::ClientClosed => (CloseCode::Normal, ""),
+            End::Shutdown => (CloseCode::Away, "server shutting down"),
+            End::TooBig => (CloseCode::Size, "message too big"),
+            End::Lagged => (CloseCode::Again, "too far behind; reconnect with since"),
+            End::Idle => (CloseCode::Away, "no answer to pings"),
+            End::Broken => return,
+        };
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let closing = self.ws.close(Some(frame));
+        let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+    }
+}
+
+fn ack(sent: &Sent) -> Utf8Bytes {
+    let m = sent.message();
+    let frame = json!({
+        "type": "ack",
+        "client_id": m.client_id,
+        "id": m.id,
+        "group_id": m.group_id,
+        "timestamp": m.timestamp,
+    });
+    Utf8Bytes::from(frame.to_string())
+}
+
+fn error_frame(err: &ApiError, client_id: Option<&str>) -> Utf8Bytes {
+    let mut frame = json!({"type": "error", "code": err.code(), "error": err.public_message()});
+    if let Some(id) = client_id {
+        frame["client_id"] = json!(id);
+    }
+    Utf8Bytes::from(frame.to_string())
+}

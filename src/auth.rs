@@ -1,0 +1,220 @@
+//! Who is calling: bcrypt password hashes, JWT access tokens, refresh tokens, and the
+//! `authenticated()` filter every protected route starts with.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use warp::Filter;
+
+use crate::error::ApiError;
+use crate::ids::UserId;
+
+#[derive(Clone, Copy, Debug)]
+pub struct AuthUser {
+    pub id: UserId,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: u64,
+    exp: u64,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Signs and checks access tokens. HS256 only: a token naming any other algorithm
+/// (including `none`) is refused by the pinned validation.
+pub struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub access_ttl: Duration,
+}
+
+impl Keys {
+    pub fn new(secret: &[u8], access_ttl: Duration) -> Keys {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_ttl,
+        }
+    }
+
+    pub fn issue(&self, user: UserId) -> Result<String, ApiError> {
+        let iat = unix_now();
+        let claims = Claims {
+            sub: user.0.to_string(),
+            iat,
+            exp: iat + self.access_ttl.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<AuthUser, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+        let id = data
+            .claims
+            .sub
+            .parse::<i64>()
+            .map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+        Ok(AuthUser { id: UserId(id) })
+    }
+}
+
+/// A fresh random secret for signing tokens (kept in the database unless one is configured).
+pub fn generate_secret() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+/// A new refresh token for the client; only its hash is stored.
+pub fn new_refresh_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+pub fn new_token_family() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+}
+
+pub fn hash_refresh_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// bcrypt on the blocking pool, at most a few at once, so a login storm cannot take every
+/// core from message delivery.
+pub struct Passwords {
+    cost: u32,
+    permits: Semaphore,
+    /// Checked against when the account does not exist, so both failures take as long.
+    dummy_hash: String,
+}
+
+impl Passwords {
+    pub fn new(cost: u32) -> Result<Passwords, String> {
+        let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let dummy_hash =
+            bcrypt::hash("not a password of anyone", cost).map_err(|e| format!("bcrypt: {e}"))?;
+        Ok(Passwords {
+            cost,
+            permits: Semaphore::new(parallel.div_ceil(2).max(1)),
+            dummy_hash,
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal("password pool closed"))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| ApiError::internal(format!("bcrypt task: {e}")))
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
+        let (password, cost) = (password.to_string(), self.cost);
+        self.run(move || bcrypt::hash(password, cost))
+            .await?
+            .map_err(|e| ApiError::internal(format!("bcrypt: {e}")))
+    }
+
+    /// Checks `password` against `hash`, or against a dummy when there is no such account.
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, ApiError> {
+        let exists = hash.is_some();
+        let hash = hash.unwrap_or(&self.dummy_hash).to_string();
+        let password = password.to_string();
+        let ok = self
+            .run(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await?;
+        Ok(ok && exists)
+    }
+}
+
+/// The bearer token of a request, from `Authorization: Bearer …`.
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    let value = header?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Passes the caller of a request with a valid bearer token; rejects with 401 otherwise.
+pub fn authenticated(
+    keys: Arc<Keys>,
+) -> impl Filter<Extract = (AuthUser,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
+        let keys = Arc::clone(&keys);
+        async move {
+            let token = bearer(header.as_deref()).ok_or_else(|| {
+                ApiError::unauthorized("missing bearer token (Authorization: Bearer <token>)")
+            })?;
+            keys.verify(token).map_err(warp::reject::custom)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_other_secrets_or_algorithms_are_refused() {
+        let keys = Keys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let token = keys.issue(UserId(42)).unwrap();
+        assert_eq!(keys.verify(&token).unwrap().id, UserId(42));
+
+        let other = Keys::new(b"another secret of enough length!", Duration::from_secs(60));
+        assert!(other.verify(&token).is_err());
+
+        // An unsigned token claiming alg "none".
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(
+            format!(
+                r#"{{"sub":"42","iat":{},"exp":{}}}"#,
+                unix_now(),
+                unix_now() + 60
+            )
+            .as_bytes(),
+        );
+        assert!(keys.verify(&format!("{header}.{body}.")).is_err());
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(None), None);
+    }
+}

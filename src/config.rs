@@ -1,0 +1,88 @@
+//! The resolved settings of a running server, validated once at start-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How hard SQLite syncs to disk. `Normal` (WAL + synchronous=NORMAL) survives a crash of
+/// the process: every acknowledged message is in the WAL. `Full` also survives power loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncMode {
+    Normal,
+    Full,
+}
+
+impl SyncMode {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SyncMode::Normal => "NORMAL",
+            SyncMode::Full => "FULL",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub db_path: PathBuf,
+    pub addr: SocketAddr,
+    /// None: generated once and kept in the database.
+    pub jwt_secret: Option<String>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub bcrypt_cost: u32,
+    /// Seed from `seed/` on a database that has never been seeded.
+    pub seed: bool,
+    pub sync: SyncMode,
+    /// Largest accepted HTTP request body, in bytes.
+    pub body_limit: usize,
+    /// Largest accepted WebSocket message, in bytes (bigger ones close the socket with 1009).
+    pub ws_max_message: usize,
+    /// Events buffered per conversation for slow sockets before they catch up from the database.
+    pub hub_capacity: usize,
+}
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+impl Config {
+    /// A server on an ephemeral port with the cheapest bcrypt cost, for tests.
+    pub fn for_tests(db_path: PathBuf) -> Config {
+        Config {
+            db_path,
+            addr: "127.0.0.1:0".parse().expect("literal address"),
+            jwt_secret: None,
+            access_ttl: Duration::from_secs(3600),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            bcrypt_cost: bcrypt::DEFAULT_COST.min(4),
+            seed: true,
+            sync: SyncMode::Normal,
+            body_limit: DEFAULT_BODY_LIMIT,
+            ws_max_message: DEFAULT_BODY_LIMIT,
+            hub_capacity: 1024,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(format!(
+                "bcrypt cost must be between 4 and 31, got {}",
+                self.bcrypt_cost
+            ));
+        }
+        if let Some(secret) = &self.jwt_secret {
+            if secret.len() < 16 {
+                return Err("the JWT secret must be at least 16 bytes long".into());
+            }
+        }
+        if self.access_ttl.is_zero() || self.refresh_ttl.is_zero() {
+            return Err("token lifetimes must be positive".into());
+        }
+        if self.body_limit < 1024 || self.ws_max_message < 1024 {
+            return Err("size limits must be at least 1024 bytes".into());
+        }
+        if self.hub_capacity < 1 {
+            return Err("hub capacity must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! The hub: tokio broadcast channels that carry committed events to live sockets.
+//!
+//! One channel per conversation carries that conversation's events to its members' sockets;
+//! one channel per connected user carries the events that concern the user before they have a
+//! subscription (being added to a conversation). The hub knows sockets, not SQL: the store's
+//! writer publishes here only after a commit, in commit order, so a channel carries a
+//! conversation's messages in id order. Each event is serialised once and shared by every socket.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::ids::{GroupId, MessageId, UserId};
+
+/// What a socket needs to know about an event to route it; the client sees only `text`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Message {
+        id: MessageId,
+    },
+    /// `since`: the conversation's newest message id when the member was added, so the new
+    /// member's sockets can fetch what was committed before they subscribed.
+    MemberAdded {
+        user_id: UserId,
+        since: MessageId,
+    },
+    MemberRemoved {
+        user_id: UserId,
+    },
+    GroupDeleted,
+    Other,
+}
+
+#[derive(Debug)]
+pub struct Event {
+    pub group_id: GroupId,
+    pub kind: EventKind,
+    /// The JSON frame, serialised once.
+    pub text: Utf8Bytes,
+}
+
+impl Event {
+    pub fn new(group_id: GroupId, kind: EventKind, frame: &impl serde::Serialize) -> Event {
+        let json = serde_json::to_string(frame).expect("event frames serialise");
+        Event {
+            group_id,
+            kind,
+            text: Utf8Bytes::from(json),
+        }
+    }
+}
+
+/// Where a committed event goes.
+#[derive(Debug)]
+pub enum Outbound {
+    Group(GroupId, Arc<Event>),
+    User(UserId, Arc<Event>),
+}
+
+pub type Receiver = broadcast::Receiver<Arc<Event>>;
+
+pub struct Hub {
+    capacity: usize,
+    groups: Mutex<HashMap<GroupId, broadcast::Sender<Arc<Event>>>>,
+    users: Mutex<HashMap<UserId, UserSlot>>,
+}
+
+struct UserSlot {
+    tx: broadcast::Sender<Arc<Event>>,
+    sockets: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these maps half-updated, so go on.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Hub {
+    pub fn new(capacity: usize) -> Hub {
+        Hub {
+            capacity,
+            groups: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn publish(&self, out: Outbound) {
+        match out {
+            Outbound::Group(group, event) => {
+                let mut groups = lock(&self.groups);
+                if let Some(tx) = groups.get(&group) {
+                    if tx.send(event).is_err() {
+                        // Nobody listens any more: drop the channel until someone subscribes.
+                        groups.remove(&group);
+                    }
+                }
+            }
+            Outbound::User(user, event) => {
+                if let Some(slot) = lock(&self.users).get(&user) {
+                    let _ = slot.tx.send(event);
+                }
+            }
+        }
+    }
+
+    pub fn subscribe_group(&self, group: GroupId) -> Receiver {
+        lock(&self.groups)
+            .entry(group)
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+
+    /// Registers one socket of `user`; the returned guard unregisters it when dropped.
+    pub fn connect(self: &Arc<Self>, user: UserId) -> (Receiver, Connection) {
+        let mut users = lock(&self.users);
+        let slot = users.entry(user).or_insert_with(|| UserSlot {
+            tx: broadcast::channel(self.capacity.min(256)).0,
+            sockets: 0,
+        });
+        slot.sockets += 1;
+        let rx = slot.tx.subscribe();
+        let conn = Connection {
+            hub: Arc::clone(self),
+            user,
+        };
+        (rx, conn)
+    }
+
+    pub fn is_online(&self, user: UserId) -> bool {
+        lock(&self.users).contains_key(&user)
+    }
+
+    pub fn open_sockets(&self) -> usize {
+        lock(&self.users).values().map(|s| s.sockets).sum()
+    }
+}
+
+/// A registered socket; unregisters on drop, however the socket task ends.
+pub struct Connection {
+    hub: Arc<Hub>,
+    user: UserId,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let mut users = lock(&self.hub.users);
+        if let Some(slot) = users.get_mut(&self.user) {
+            slot.sockets -= 1;
+            if slot.sockets == 0 {
+                users.remove(&self.user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_events_reach_subscribers_in_order_and_unsubscribed_groups_cost_nothing() {
+        let hub = Hub::new(8);
+        let mut rx = hub.subscribe_group(GroupId(1));
+        for id in 1..=3 {
+            let ev = Event::new(
+                GroupId(1),
+                EventKind::Message { id: MessageId(id) },
+                &serde_json::json!({"id": id}),
+            );
+            hub.publish(Outbound::Group(GroupId(1), Arc::new(ev)));
+        }
+        hub.publish(Outbound::Group(
+            GroupId(2),
+            Arc::new(Event::new(GroupId(2), EventKind::Other, &"x")),
+        ));
+        for id in 1..=3 {
+            let ev = rx.try_recv().expect("event");
+            assert_eq!(ev.kind, EventKind::Message { id: MessageId(id) });
+        }
+        assert!(rx.try_recv().is_err());
+        assert!(!lock(&hub.groups).contains_key(&GroupId(2)));
+    }
+
+    #[test]
+    fn a_user_is_online_while_any_socket_is_open() {
+        let hub = Arc::new(Hub::new(8));
+        let (_rx1, a) = hub.connect(UserId(7));
+        let (_rx2, b) = hub.connect(UserId(7));
+        assert!(hub.is_online(UserId(7)));
+        drop(a);
+        assert!(hub.is_online(UserId(7)));
+        drop(b);
+        assert!(!hub.is_online(UserId(7)));
+    }
+}

@@ -1,0 +1,164 @@
+//! Users: accounts, profiles and password hashes.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::ids::UserId;
+
+/// A user's own view of their account (the only place an email appears).
+#[derive(Clone, Debug, Serialize)]
+pub struct Profile {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub public_key: Option<String>,
+    pub created_at: String,
+}
+
+/// What anyone signed in may see of a user.
+#[derive(Clone, Debug, Serialize)]
+pub struct PublicUser {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub public_key: Option<String>,
+    /// Filled in from the hub by the caller; the database does not know who is connected.
+    pub online: bool,
+    pub last_seen: Option<String>,
+    pub created_at: String,
+}
+
+const PROFILE_COLUMNS: &str =
+    "id, username, email, display_name, avatar_url, public_key, created_at";
+const PUBLIC_COLUMNS: &str =
+    "id, username, display_name, avatar_url, public_key, last_seen, created_at";
+
+fn profile_row(r: &Row) -> rusqlite::Result<Profile> {
+    Ok(Profile {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        email: r.get(2)?,
+        display_name: r.get(3)?,
+        avatar_url: r.get(4)?,
+        public_key: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+fn public_row(r: &Row) -> rusqlite::Result<PublicUser> {
+    Ok(PublicUser {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        display_name: r.get(2)?,
+        avatar_url: r.get(3)?,
+        public_key: r.get(4)?,
+        online: false,
+        last_seen: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+pub fn insert(
+    conn: &Connection,
+    username: &str,
+    email: &str,
+    password_hash: &str,
+) -> Result<Profile, ApiError> {
+    let taken: Option<String> = conn
+        .query_row(
+            "SELECT CASE WHEN username = ?1 THEN 'username' ELSE 'email' END
+             FROM users WHERE username = ?1 OR email = ?2 LIMIT 1",
+            params![username, email],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(what) = taken {
+        return Err(ApiError::conflict(format!("that {what} is already taken")));
+    }
+    let sql = format!(
+        "INSERT INTO users (username, email, password_hash) VALUES (?1, ?2, ?3)
+         RETURNING {PROFILE_COLUMNS}"
+    );
+    Ok(conn.query_row(&sql, params![username, email, password_hash], profile_row)?)
+}
+
+pub fn profile(conn: &Connection, id: UserId) -> Result<Option<Profile>, ApiError> {
+    let sql = format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = ?1");
+    Ok(conn.query_row(&sql, [id], profile_row).optional()?)
+}
+
+pub fn by_username(conn: &Connection, username: &str) -> Result<Option<Profile>, ApiError> {
+    let sql = format!("SELECT {PROFILE_COLUMNS} FROM users WHERE username = ?1");
+    Ok(conn.query_row(&sql, [username], profile_row).optional()?)
+}
+
+pub fn public(conn: &Connection, id: UserId) -> Result<Option<PublicUser>, ApiError> {
+    let sql = format!("SELECT {PUBLIC_COLUMNS} FROM users WHERE id = ?1");
+    Ok(conn.query_row(&sql, [id], public_row).optional()?)
+}
+
+pub fn exists(conn: &Connection, id: UserId) -> Result<bool, ApiError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM users WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The user a login names, by username or email (case-insensitive), with the password hash.
+pub fn credentials(conn: &Connection, login: &str) -> Result<Option<(UserId, String)>, ApiError> {
+    Ok(conn
+        .query_row(
+            "SELECT id, password_hash FROM users WHERE username = ?1 OR email = ?1 LIMIT 1",
+            [login],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Users whose username or display name contains `query`, by username.
+pub fn search(
+    conn: &Connection,
+    query: &str,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<PublicUser>, ApiError> {
+    let pattern = format!(
+        "%{}%",
+        query
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let sql = format!(
+        "SELECT {PUBLIC_COLUMNS} FROM users
+         WHERE username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\'
+         ORDER BY username COLLATE NOCASE LIMIT ?2 OFFSET ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![pattern, limit, offset], public_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn list_all(conn: &Connection) -> Result<Vec<Profile>, ApiError> {
+    let sql = format!("SELECT {PROFILE_COLUMNS} FROM users ORDER BY id");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], profile_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn set_password(conn: &Connection, id: UserId, hash: &str) -> Result<(), ApiError> {
+    conn.execute(
+        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+        params![id, hash],
+    )?;
+    Ok(())
+}
+
+pub fn delete(conn: &Connection, id: UserId) -> Result<(), ApiError> {
+    conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    Ok(())
+}
