@@ -198,7 +198,8 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve(&db, args),
         Command::Migrate => {
-            let applied = store::migrate(&mut open(&db)?)?;
+            let mut conn = store::open_connection(&db, SyncMode::Full)?;
+            let applied = store::migrate(&mut conn)?;
             if applied.is_empty() {
                 println!("{}: up to date", db.display());
             }
