@@ -208,12 +208,16 @@ pub fn create(
     name: &str,
     member_ids: &[UserId],
 ) -> Result<Written<Group>, ApiError> {
+    if !super::users::exists(conn, owner)? {
+        return Err(ApiError::unauthorized("this account no longer exists"));
+    }
     check_users_exist(conn, member_ids)?;
-    let sql = format!(
+    let mut group = conn.query_row(
         "INSERT INTO conversations (kind, name, owner_id) VALUES ('group', ?1, ?2)
-         RETURNING id, kind, name, owner_id, created_at"
-    );
-    let mut group = conn.query_row(&sql, params![name, owner], group_row)?;
+         RETURNING id, kind, name, owner_id, created_at",
+        params![name, owner],
+        group_row,
+    )?;
     let mut events = Vec::new();
     let (_, mut owner_events) = insert_member(conn, group.id, owner, Role::Owner)?;
     events.append(&mut owner_events);
@@ -297,17 +301,17 @@ pub fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>, Ap
             unread_count,
         });
     }
+    // Latest activity: the last message's time, or the creation time of a quiet group. Many
+    // messages share a millisecond, so equal times fall back to the newer message id.
     let activity = |s: &GroupSummary| {
-        s.last_message
+        let time = s
+            .last_message
             .as_ref()
-            .map(|m| m.timestamp.clone())
-            .unwrap_or_else(|| s.group.created_at.clone())
+            .map_or(&s.group.created_at, |m| &m.timestamp);
+        let last_id = s.last_message.as_ref().map_or(MessageId(0), |m| m.id);
+        (time.clone(), last_id, s.group.id)
     };
-    out.sort_by(|a, b| {
-        activity(b)
-            .cmp(&activity(a))
-            .then(b.group.id.cmp(&a.group.id))
-    });
+    out.sort_by_key(|s| std::cmp::Reverse(activity(s)));
     Ok(out)
 }
 
