@@ -54,13 +54,7 @@ async fn version_and_help() {
 
     let out = cli(&["serve", "--help"], None).await;
     out.assert_success();
-    for flag in [
-        "--addr",
-        "--jwt-secret",
-        "--bcrypt-cost",
-        "--cors-origin",
-        "--no-seed",
-    ] {
+    for flag in ["--addr", "--jwt-secret", "--bcrypt-cost", "--no-seed"] {
         assert!(
             out.stdout.contains(flag),
             "serve --help lacks {flag}:\n{}",
@@ -288,6 +282,21 @@ async fn user_subcommands_manage_accounts_that_log_in_over_http() {
     )
     .await
     .assert_success();
+    // A seeded user's new password must survive the server's start (no re-seeding).
+    cli(
+        &[
+            "user",
+            "passwd",
+            "Ava",
+            "--password",
+            "ava-password-2",
+            "--db",
+            &db,
+        ],
+        None,
+    )
+    .await
+    .assert_success();
     cli(&["user", "delete", "yan", "--db", &db], None)
         .await
         .assert_success();
@@ -319,8 +328,13 @@ async fn user_subcommands_manage_accounts_that_log_in_over_http() {
     let server = ServerProcess::spawn(&path).await;
     server.session("zed", "zed-password-2").await;
     server.session("xia", "xia-password-2").await;
-    server.ava().await;
-    for (user, password) in [("zed", "zed-password-1"), ("yan", "yan-password-1")] {
+    server.session("Ava", "ava-password-2").await;
+    server.mike().await;
+    for (user, password) in [
+        ("zed", "zed-password-1"),
+        ("yan", "yan-password-1"),
+        ("Ava", SEED_PASSWORD),
+    ] {
         let got = server
             .post_json(
                 "/v1/users/login",

@@ -252,34 +252,34 @@ async fn non_members_get_403_and_missing_groups_404() {
     let missing = missing_group_id(group);
 
     let reqs: Vec<(&str, String, Option<Value>)> = vec![
-        ("GET", format!("/v1/groups/{{}}"), None),
+        ("GET", "/v1/groups/{G}".to_string(), None),
         (
             "PATCH",
-            format!("/v1/groups/{{}}"),
+            "/v1/groups/{G}".to_string(),
             Some(json!({"name": "Mine now"})),
         ),
-        ("DELETE", format!("/v1/groups/{{}}"), None),
-        ("GET", format!("/v1/groups/{{}}/members"), None),
+        ("DELETE", "/v1/groups/{G}".to_string(), None),
+        ("GET", "/v1/groups/{G}/members".to_string(), None),
         (
             "POST",
-            format!("/v1/groups/{{}}/members"),
+            "/v1/groups/{G}/members".to_string(),
             Some(json!({"user_id": zed.id})),
         ),
         (
             "DELETE",
-            format!("/v1/groups/{{}}/members/{}", ava.id),
+            format!("/v1/groups/{{G}}/members/{}", ava.id),
             None,
         ),
-        ("GET", format!("/v1/messages/group/{{}}"), None),
+        ("GET", "/v1/messages/group/{G}".to_string(), None),
         (
             "POST",
-            format!("/v1/messages/group/{{}}"),
+            "/v1/messages/group/{G}".to_string(),
             Some(json!({"content": "let me in"})),
         ),
     ];
     for (method, template, body) in reqs {
         for (target, status, code) in [(group, 403, "forbidden"), (missing, 404, "not_found")] {
-            let path = template.replace("{}", &target.to_string());
+            let path = template.replace("{G}", &target.to_string());
             let method: reqwest::Method = method.parse().unwrap();
             let got = server
                 .request(method.clone(), &path, zed.auth(), body.as_ref())

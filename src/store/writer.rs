@@ -90,7 +90,10 @@ fn in_savepoint<T>(
     f: impl FnOnce(&Connection) -> Result<Written<T>, ApiError>,
 ) -> Result<Written<T>, ApiError> {
     conn.execute_batch("SAVEPOINT write")?;
-    match f(conn) {
+    // A bug in one write must not take the writer thread (and every later write) down with it.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| Err(ApiError::internal("a write panicked; it was rolled back")));
+    match outcome {
         Ok(written) => {
             conn.execute_batch("RELEASE write")?;
             Ok(written)

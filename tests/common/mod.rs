@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 /// How long any single expected event may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -469,7 +469,7 @@ impl TestServer {
 // WebSocket client
 // ---------------------------------------------------------------------------------------------
 
-pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type WsStream = WebSocketStream<TcpStream>;
 
 pub struct Ws {
     pub stream: WsStream,
@@ -506,16 +506,57 @@ fn client_config() -> WebSocketConfig {
         .max_frame_size(Some(16 << 20))
 }
 
+/// Opens a TCP connection to the request's host and performs the client handshake.
+async fn handshake(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> Result<
+    (
+        WsStream,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    WsError,
+> {
+    let uri = request.uri();
+    let host = uri.host().expect("ws url has a host");
+    let port = uri.port_u16().expect("ws url has a port");
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(WsError::Io)?;
+    tcp.set_nodelay(true).map_err(WsError::Io)?;
+    tokio_tungstenite::client_async_with_config(request, tcp, Some(client_config())).await
+}
+
+/// Like [`handshake`], with the client's kernel receive buffer capped at `recv_buffer` bytes (no
+/// autotuning), so a client that stops reading pushes back on the server after a few frames.
+async fn handshake_small_buffer(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    recv_buffer: u32,
+) -> Result<
+    (
+        WsStream,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    WsError,
+> {
+    let uri = request.uri();
+    let host = uri.host().expect("ws url has a host");
+    let port = uri.port_u16().expect("ws url has a port");
+    let addr: SocketAddr = format!("{host}:{port}").parse().expect("ip:port");
+    let socket = tokio::net::TcpSocket::new_v4().map_err(WsError::Io)?;
+    socket
+        .set_recv_buffer_size(recv_buffer)
+        .map_err(WsError::Io)?;
+    let tcp = socket.connect(addr).await.map_err(WsError::Io)?;
+    tokio_tungstenite::client_async_with_config(request, tcp, Some(client_config())).await
+}
+
 /// Attempts an upgrade that must be refused; returns the HTTP status and the body, if JSON.
 pub async fn ws_refused(
     request: tokio_tungstenite::tungstenite::handshake::client::Request,
 ) -> (u16, Value) {
-    let result = tokio::time::timeout(
-        TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(request, Some(client_config()), true),
-    )
-    .await
-    .expect("handshake timed out");
+    let result = tokio::time::timeout(TIMEOUT, handshake(request))
+        .await
+        .expect("handshake timed out");
     match result {
         Ok(_) => panic!("the upgrade was accepted, expected it to be refused"),
         Err(WsError::Http(resp)) => {
@@ -545,6 +586,20 @@ impl Ws {
         Self::connect_request(url.into_client_request().unwrap()).await
     }
 
+    /// A socket whose kernel receive buffer is only `recv_buffer` bytes: for slow-reader tests.
+    pub async fn connect_small_buffer(addr: SocketAddr, token: &str, recv_buffer: u32) -> Ws {
+        let request = ws_url(addr, Some(token), None)
+            .into_client_request()
+            .unwrap();
+        let (stream, resp) =
+            tokio::time::timeout(TIMEOUT, handshake_small_buffer(request, recv_buffer))
+                .await
+                .expect("websocket handshake timed out")
+                .expect("websocket handshake failed");
+        assert_eq!(resp.status().as_u16(), 101);
+        Ws { stream }
+    }
+
     /// Token in the `Authorization` header instead of the query.
     pub async fn connect_with_header(addr: SocketAddr, token: &str) -> Ws {
         let mut req = ws_url(addr, None, None).into_client_request().unwrap();
@@ -559,13 +614,10 @@ impl Ws {
         request: tokio_tungstenite::tungstenite::handshake::client::Request,
     ) -> Ws {
         let uri = request.uri().to_string();
-        let (stream, resp) = tokio::time::timeout(
-            TIMEOUT,
-            tokio_tungstenite::connect_async_with_config(request, Some(client_config()), true),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("websocket handshake to {uri} timed out"))
-        .unwrap_or_else(|e| panic!("websocket handshake to {uri} failed: {e}"));
+        let (stream, resp) = tokio::time::timeout(TIMEOUT, handshake(request))
+            .await
+            .unwrap_or_else(|_| panic!("websocket handshake to {uri} timed out"))
+            .unwrap_or_else(|e| panic!("websocket handshake to {uri} failed: {e}"));
         assert_eq!(resp.status().as_u16(), 101);
         Ws { stream }
     }

@@ -135,11 +135,22 @@ impl Session {
                 .map_err(|_| End::Broken)?;
             for m in &page {
                 after = m.id;
-                self.send_message(m).await?;
+                self.send_if_new(m).await?;
             }
             if page.len() < PAGE as usize {
                 return Ok(());
             }
+        }
+    }
+
+    /// Sends `m` unless this socket already sent it (or anything later of its conversation).
+    async fn send_if_new(&mut self, m: &Message) -> Step {
+        match self.cursors.get_mut(&m.group_id) {
+            Some(cursor) if m.id > *cursor => {
+                *cursor = m.id;
+                self.send_message(m).await
+            }
+            _ => Ok(()),
         }
     }
 
@@ -286,10 +297,7 @@ impl Session {
                 return self.send_json(&removed).await;
             };
             for m in &page {
-                if self.cursors.get(&group).is_some_and(|&c| m.id > c) {
-                    self.cursors.insert(group, m.id);
-                    self.send_message(m).await?;
-                }
+                self.send_if_new(m).await?;
             }
             if page.len() < PAGE as usize {
                 return Ok(());
