@@ -133,6 +133,14 @@ pub fn role_of(conn: &Connection, group: GroupId, user: UserId) -> Result<Role, 
     }
 }
 
+pub fn is_member(conn: &Connection, group: GroupId, user: UserId) -> Result<bool, ApiError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2")?
+        .query_row(params![group, user], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// The error for a caller who is not a member: 404 if the conversation is missing, else 403.
 pub fn absent_or_forbidden(conn: &Connection, group: GroupId) -> Result<ApiError, ApiError> {
     let exists = conn
@@ -385,15 +393,7 @@ pub fn add_member(
         ));
     }
     check_users_exist(conn, &[user])?;
-    let already = conn
-        .query_row(
-            "SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-            params![group, user],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    if already {
+    if is_member(conn, group, user)? {
         return Err(ApiError::conflict("that user is already a member"));
     }
     let (member, events) = insert_member(conn, group, user, role)?;

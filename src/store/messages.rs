@@ -215,15 +215,7 @@ pub fn catch_up(
     after: MessageId,
     limit: u32,
 ) -> Result<Option<Vec<Message>>, ApiError> {
-    let member = conn
-        .query_row(
-            "SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-            params![group, user],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    if !member {
+    if !super::groups::is_member(conn, group, user)? {
         return Ok(None);
     }
     let sql = format!("{SELECT} WHERE m.conversation_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3");

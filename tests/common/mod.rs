@@ -506,31 +506,12 @@ fn client_config() -> WebSocketConfig {
         .max_frame_size(Some(16 << 20))
 }
 
-/// Opens a TCP connection to the request's host and performs the client handshake.
+/// Opens a TCP connection to the request's host and performs the client handshake. With
+/// `recv_buffer`, the client's kernel receive buffer is capped at that many bytes (no
+/// autotuning), so a client that stops reading pushes back on the server after a few frames.
 async fn handshake(
     request: tokio_tungstenite::tungstenite::handshake::client::Request,
-) -> Result<
-    (
-        WsStream,
-        tokio_tungstenite::tungstenite::handshake::client::Response,
-    ),
-    WsError,
-> {
-    let uri = request.uri();
-    let host = uri.host().expect("ws url has a host");
-    let port = uri.port_u16().expect("ws url has a port");
-    let tcp = TcpStream::connect((host, port))
-        .await
-        .map_err(WsError::Io)?;
-    tcp.set_nodelay(true).map_err(WsError::Io)?;
-    tokio_tungstenite::client_async_with_config(request, tcp, Some(client_config())).await
-}
-
-/// Like [`handshake`], with the client's kernel receive buffer capped at `recv_buffer` bytes (no
-/// autotuning), so a client that stops reading pushes back on the server after a few frames.
-async fn handshake_small_buffer(
-    request: tokio_tungstenite::tungstenite::handshake::client::Request,
-    recv_buffer: u32,
+    recv_buffer: Option<u32>,
 ) -> Result<
     (
         WsStream,
@@ -543,10 +524,11 @@ async fn handshake_small_buffer(
     let port = uri.port_u16().expect("ws url has a port");
     let addr: SocketAddr = format!("{host}:{port}").parse().expect("ip:port");
     let socket = tokio::net::TcpSocket::new_v4().map_err(WsError::Io)?;
-    socket
-        .set_recv_buffer_size(recv_buffer)
-        .map_err(WsError::Io)?;
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).map_err(WsError::Io)?;
+    }
     let tcp = socket.connect(addr).await.map_err(WsError::Io)?;
+    tcp.set_nodelay(true).map_err(WsError::Io)?;
     tokio_tungstenite::client_async_with_config(request, tcp, Some(client_config())).await
 }
 
@@ -554,7 +536,7 @@ async fn handshake_small_buffer(
 pub async fn ws_refused(
     request: tokio_tungstenite::tungstenite::handshake::client::Request,
 ) -> (u16, Value) {
-    let result = tokio::time::timeout(TIMEOUT, handshake(request))
+    let result = tokio::time::timeout(TIMEOUT, handshake(request, None))
         .await
         .expect("handshake timed out");
     match result {
@@ -591,11 +573,10 @@ impl Ws {
         let request = ws_url(addr, Some(token), None)
             .into_client_request()
             .unwrap();
-        let (stream, resp) =
-            tokio::time::timeout(TIMEOUT, handshake_small_buffer(request, recv_buffer))
-                .await
-                .expect("websocket handshake timed out")
-                .expect("websocket handshake failed");
+        let (stream, resp) = tokio::time::timeout(TIMEOUT, handshake(request, Some(recv_buffer)))
+            .await
+            .expect("websocket handshake timed out")
+            .expect("websocket handshake failed");
         assert_eq!(resp.status().as_u16(), 101);
         Ws { stream }
     }
@@ -614,7 +595,7 @@ impl Ws {
         request: tokio_tungstenite::tungstenite::handshake::client::Request,
     ) -> Ws {
         let uri = request.uri().to_string();
-        let (stream, resp) = tokio::time::timeout(TIMEOUT, handshake(request))
+        let (stream, resp) = tokio::time::timeout(TIMEOUT, handshake(request, None))
             .await
             .unwrap_or_else(|_| panic!("websocket handshake to {uri} timed out"))
             .unwrap_or_else(|e| panic!("websocket handshake to {uri} failed: {e}"));
