@@ -30,6 +30,10 @@ pub enum EventKind {
         user_id: UserId,
     },
     GroupDeleted,
+    /// Not for the typist's own sockets.
+    Typing {
+        user_id: UserId,
+    },
     Other,
 }
 
@@ -112,7 +116,8 @@ impl Hub {
             .subscribe()
     }
 
-    /// Registers one socket of `user`; the returned guard unregisters it when dropped.
+    /// Registers one socket of `user`; the returned guard unregisters it when released or
+    /// dropped. `first` is true when the user had no other socket (they just came online).
     pub fn connect(self: &Arc<Self>, user: UserId) -> (Receiver, Connection) {
         let mut users = lock(&self.users);
         let slot = users.entry(user).or_insert_with(|| UserSlot {
@@ -124,8 +129,24 @@ impl Hub {
         let conn = Connection {
             hub: Arc::clone(self),
             user,
+            first: slot.sockets == 1,
+            released: false,
         };
         (rx, conn)
+    }
+
+    /// Unregisters one socket; true when it was the user's last (they just went offline).
+    fn disconnect(&self, user: UserId) -> bool {
+        let mut users = lock(&self.users);
+        let Some(slot) = users.get_mut(&user) else {
+            return false;
+        };
+        slot.sockets -= 1;
+        if slot.sockets == 0 {
+            users.remove(&user);
+            return true;
+        }
+        false
     }
 
     pub fn is_online(&self, user: UserId) -> bool {
@@ -137,20 +158,26 @@ impl Hub {
     }
 }
 
-/// A registered socket; unregisters on drop, however the socket task ends.
+/// A registered socket; unregisters when released, or on drop however the socket task ends.
 pub struct Connection {
     hub: Arc<Hub>,
     user: UserId,
+    pub first: bool,
+    released: bool,
+}
+
+impl Connection {
+    /// Unregisters now; true when this was the user's last socket.
+    pub fn release(mut self) -> bool {
+        self.released = true;
+        self.hub.disconnect(self.user)
+    }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        let mut users = lock(&self.hub.users);
-        if let Some(slot) = users.get_mut(&self.user) {
-            slot.sockets -= 1;
-            if slot.sockets == 0 {
-                users.remove(&self.user);
-            }
+        if !self.released {
+            self.hub.disconnect(self.user);
         }
     }
 }
@@ -188,10 +215,15 @@ mod tests {
         let hub = Arc::new(Hub::new(8));
         let (_rx1, a) = hub.connect(UserId(7));
         let (_rx2, b) = hub.connect(UserId(7));
+        assert!(a.first && !b.first);
         assert!(hub.is_online(UserId(7)));
-        drop(a);
+        assert!(!a.release());
         assert!(hub.is_online(UserId(7)));
-        drop(b);
+        assert!(b.release());
+        assert!(!hub.is_online(UserId(7)));
+        let (_rx3, c) = hub.connect(UserId(7));
+        assert!(c.first);
+        drop(c);
         assert!(!hub.is_online(UserId(7)));
     }
 }

@@ -84,6 +84,38 @@ pub fn client_id(s: Option<&str>) -> Result<Option<&str>, ApiError> {
     }
 }
 
+pub fn display_name(s: &str) -> Result<(), ApiError> {
+    if s.chars().count() > 64 {
+        return Err(ApiError::invalid(
+            "invalid_display_name",
+            "display name must be 1–64 characters",
+        ));
+    }
+    Ok(())
+}
+
+pub fn avatar_url(s: &str) -> Result<(), ApiError> {
+    let lower = s.to_ascii_lowercase();
+    let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
+    if !scheme_ok || s.len() > 2048 || s.chars().any(char::is_whitespace) {
+        return Err(ApiError::invalid(
+            "invalid_avatar_url",
+            "avatar_url must be an http:// or https:// URL of at most 2048 characters",
+        ));
+    }
+    Ok(())
+}
+
+pub fn public_key(s: &str) -> Result<(), ApiError> {
+    if s.chars().count() > 8192 {
+        return Err(ApiError::invalid(
+            "invalid_public_key",
+            "public_key must be at most 8192 characters",
+        ));
+    }
+    Ok(())
+}
+
 /// Page size: 1–200, default 50.
 pub fn limit(v: Option<u32>) -> Result<u32, ApiError> {
     match v {

@@ -12,7 +12,7 @@ use super::{authenticated, json, json_body, no_content, respond, with_state};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::ids::{GroupId, UserId};
+use crate::ids::{GroupId, MessageId, UserId};
 use crate::store::groups::{self, Member, Role};
 use crate::validate;
 
@@ -61,7 +61,22 @@ pub fn routes(state: &Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(s())
         .then(remove_member)
         .map(respond);
+    let direct = warp::path!("v1" / "direct" / i64)
+        .and(warp::post())
+        .and(s())
+        .then(direct)
+        .map(respond);
+    let read = warp::path!("v1" / "groups" / i64 / "read")
+        .and(warp::post())
+        .and(s())
+        .and(json_body(state))
+        .then(read)
+        .map(respond);
     create
+        .or(direct)
+        .unify()
+        .or(read)
+        .unify()
         .or(list)
         .unify()
         .or(get)
@@ -200,6 +215,50 @@ async fn remove_member(
     state
         .store
         .write(move |c| groups::remove_member(c, GroupId(id), user.id, UserId(member)))
+        .await?;
+    no_content()
+}
+
+/// The other user of a direct conversation: anyone but the caller.
+pub fn other_user(user: AuthUser, other: i64) -> Result<UserId, ApiError> {
+    if other == user.id.0 {
+        return Err(ApiError::invalid(
+            "invalid_user_id",
+            "a direct conversation is with someone else",
+        ));
+    }
+    Ok(UserId(other))
+}
+
+async fn direct(other: i64, state: Arc<AppState>, user: AuthUser) -> Result<Response, ApiError> {
+    let other = other_user(user, other)?;
+    let (group, created) = state
+        .store
+        .write(move |c| groups::direct(c, user.id, other))
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    json(&group, status)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadBody {
+    pub message_id: MessageId,
+}
+
+async fn read(
+    id: i64,
+    state: Arc<AppState>,
+    user: AuthUser,
+    body: ReadBody,
+) -> Result<Response, ApiError> {
+    state
+        .store
+        .write(move |c| groups::mark_read(c, GroupId(id), user.id, body.message_id))
         .await?;
     no_content()
 }

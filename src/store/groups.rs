@@ -66,6 +66,16 @@ pub struct Group {
     /// The caller's role; absent where the group is sent to everyone (events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    /// For a direct conversation, the other user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Peer>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Peer {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,6 +91,7 @@ pub struct GroupSummary {
     pub group: Group,
     pub last_message: Option<Message>,
     pub unread_count: i64,
+    pub last_read_id: MessageId,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -92,6 +103,7 @@ pub struct Member {
     pub joined_at: String,
     /// Filled in from the hub by the caller.
     pub online: bool,
+    pub last_seen: Option<String>,
 }
 
 const GROUP_COLUMNS: &str = "c.id, c.kind, c.name, c.owner_id, c.created_at";
@@ -104,6 +116,7 @@ fn group_row(r: &Row) -> rusqlite::Result<Group> {
         owner_id: r.get(3)?,
         created_at: r.get(4)?,
         role: None,
+        peer: None,
     })
 }
 
@@ -115,6 +128,7 @@ fn member_row(r: &Row) -> rusqlite::Result<Member> {
         role: r.get(3)?,
         joined_at: r.get(4)?,
         online: false,
+        last_seen: r.get(5)?,
     })
 }
 
@@ -181,7 +195,8 @@ fn insert_member(
     let member = conn.query_row(
         "INSERT INTO members (conversation_id, user_id, role) VALUES (?1, ?2, ?3)
          RETURNING user_id, (SELECT username FROM users WHERE id = ?2),
-                   (SELECT display_name FROM users WHERE id = ?2), role, joined_at",
+                   (SELECT display_name FROM users WHERE id = ?2), role, joined_at,
+                   (SELECT last_seen FROM users WHERE id = ?2)",
         params![group, user, role.as_str()],
         member_row,
     )?;
@@ -246,6 +261,7 @@ pub fn get(conn: &Connection, group: GroupId, user: UserId) -> Result<GroupWithM
     let role = role_of(conn, group, user)?;
     let mut g = load(conn, group)?;
     g.role = Some(role);
+    g.peer = peer_of(conn, &g, user)?;
     Ok(GroupWithMembers {
         group: g,
         members: list_members(conn, group)?,
@@ -259,7 +275,7 @@ pub fn members(conn: &Connection, group: GroupId, user: UserId) -> Result<Vec<Me
 
 fn list_members(conn: &Connection, group: GroupId) -> Result<Vec<Member>, ApiError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT u.id, u.username, u.display_name, m.role, m.joined_at
+        "SELECT u.id, u.username, u.display_name, m.role, m.joined_at, u.last_seen
          FROM members m JOIN users u ON u.id = m.user_id
          WHERE m.conversation_id = ?1 ORDER BY m.joined_at, u.id",
     )?;
@@ -284,7 +300,8 @@ pub fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>, Ap
                 (SELECT max(id) FROM messages WHERE conversation_id = c.id) AS last_id,
                 (SELECT count(*) FROM messages x
                   WHERE x.conversation_id = c.id AND x.id > m.last_read_id
-                    AND x.deleted = 0 AND x.sender_id IS NOT m.user_id) AS unread
+                    AND x.deleted = 0 AND x.sender_id IS NOT m.user_id) AS unread,
+                m.last_read_id
          FROM members m JOIN conversations c ON c.id = m.conversation_id
          WHERE m.user_id = ?1"
     );
@@ -294,11 +311,13 @@ pub fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>, Ap
         g.role = Some(r.get(5)?);
         let last_id: Option<MessageId> = r.get(6)?;
         let unread: i64 = r.get(7)?;
-        Ok((g, last_id, unread))
+        let last_read_id: MessageId = r.get(8)?;
+        Ok((g, last_id, unread, last_read_id))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (group, last_id, unread_count) = row?;
+        let (mut group, last_id, unread_count, last_read_id) = row?;
+        group.peer = peer_of(conn, &group, user)?;
         let last_message = match last_id {
             Some(id) => messages::by_id(conn, id)?,
             None => None,
@@ -307,6 +326,7 @@ pub fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>, Ap
             group,
             last_message,
             unread_count,
+            last_read_id,
         });
     }
     // Latest activity: the last message's time, or the creation time of a quiet group. Many
@@ -444,4 +464,114 @@ pub fn remove_member(
             Outbound::User(user, event),
         ],
     ))
+}
+
+/// The other member of a direct conversation (None for groups).
+fn peer_of(conn: &Connection, group: &Group, me: UserId) -> Result<Option<Peer>, ApiError> {
+    if group.kind != "direct" {
+        return Ok(None);
+    }
+    Ok(conn
+        .prepare_cached(
+            "SELECT u.id, u.username, u.display_name FROM members m JOIN users u ON u.id = m.user_id
+             WHERE m.conversation_id = ?1 AND m.user_id != ?2",
+        )?
+        .query_row(params![group.id, me], |r| {
+            Ok(Peer {
+                id: r.get(0)?,
+                username: r.get(1)?,
+                display_name: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+fn direct_key(a: UserId, b: UserId) -> String {
+    format!("{}:{}", a.min(b), b.max(a))
+}
+
+/// The direct conversation of two users, if they have one.
+pub fn direct_between(
+    conn: &Connection,
+    me: UserId,
+    other: UserId,
+) -> Result<Option<GroupId>, ApiError> {
+    if !super::users::exists(conn, other)? {
+        return Err(ApiError::not_found("no such user"));
+    }
+    Ok(conn
+        .prepare_cached("SELECT id FROM conversations WHERE direct_key = ?1")?
+        .query_row([direct_key(me, other)], |r| r.get(0))
+        .optional()?)
+}
+
+/// Gets or creates the one direct conversation of `me` and `other`; `true` when created.
+/// Both users' sockets learn of a new one through `member_added`.
+pub fn direct(
+    conn: &Connection,
+    me: UserId,
+    other: UserId,
+) -> Result<Written<(Group, bool)>, ApiError> {
+    let (id, created, events) = match direct_between(conn, me, other)? {
+        Some(id) => (id, false, Vec::new()),
+        None => {
+            let id: GroupId = conn.query_row(
+                "INSERT INTO conversations (kind, direct_key) VALUES ('direct', ?1) RETURNING id",
+                [direct_key(me, other)],
+                |r| r.get(0),
+            )?;
+            let (_, mut events) = insert_member(conn, id, me, Role::Member)?;
+            events.append(&mut insert_member(conn, id, other, Role::Member)?.1);
+            (id, true, events)
+        }
+    };
+    let mut group = load(conn, id)?;
+    group.role = Some(Role::Member);
+    group.peer = peer_of(conn, &group, me)?;
+    Ok(written((group, created), events))
+}
+
+/// Moves `user`'s read marker in `group` forward to `message`; members learn of it by a `read`
+/// event. A marker already at or past `message` stays, and nothing is sent.
+pub fn mark_read(
+    conn: &Connection,
+    group: GroupId,
+    user: UserId,
+    message: MessageId,
+) -> Result<Written<()>, ApiError> {
+    role_of(conn, group, user)?;
+    let in_group = conn
+        .prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND conversation_id = ?2")?
+        .query_row(params![message, group], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !in_group {
+        return Err(ApiError::not_found("no such message in this conversation"));
+    }
+    let moved = conn.execute(
+        "UPDATE members SET last_read_id = ?3
+         WHERE conversation_id = ?1 AND user_id = ?2 AND last_read_id < ?3",
+        params![group, user, message],
+    )?;
+    let mut events = Vec::new();
+    if moved > 0 {
+        let event = Event::new(
+            group,
+            EventKind::Other,
+            &json!({"type": "read", "group_id": group, "user_id": user, "message_id": message}),
+        );
+        events.push(Outbound::Group(group, Arc::new(event)));
+    }
+    Ok(written((), events))
+}
+
+/// Everyone who shares a conversation with `user` (not `user`): who hears of their presence.
+pub fn contacts_of(conn: &Connection, user: UserId) -> Result<Vec<UserId>, ApiError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT other.user_id FROM members mine
+         JOIN members other ON other.conversation_id = mine.conversation_id
+         WHERE mine.user_id = ?1 AND other.user_id != ?1",
+    )?;
+    let rows = stmt.query_map([user], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::groups::absent_or_forbidden;
+use super::groups::{absent_or_forbidden, Role};
 use super::{written, Written};
 use crate::error::ApiError;
 use crate::hub::{Event, EventKind, Outbound};
@@ -142,6 +142,22 @@ pub fn send(
     Ok(written(Sent::New(message), vec![event]))
 }
 
+/// Sends to the direct conversation of `sender` and `other`, creating it first if needed.
+pub fn send_direct(
+    conn: &Connection,
+    sender: UserId,
+    other: UserId,
+    content: &str,
+    client_id: Option<&str>,
+) -> Result<Written<Sent>, ApiError> {
+    let conversation = super::groups::direct(conn, sender, other)?;
+    let mut sent = send(conn, conversation.value.0.id, sender, content, client_id)?;
+    let mut events = conversation.events;
+    events.append(&mut sent.events);
+    sent.events = events;
+    Ok(sent)
+}
+
 /// Which page of a conversation's history.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Page {
@@ -231,4 +247,160 @@ pub fn newest_id(conn: &Connection) -> Result<MessageId, ApiError> {
             r.get(0)
         })?,
     )
+}
+
+/// The message and the caller's role in its conversation: 404 when there is no such message,
+/// 403 when the caller is not in its conversation.
+fn for_member(
+    conn: &Connection,
+    id: MessageId,
+    user: UserId,
+) -> Result<(Message, Role, String), ApiError> {
+    let message = by_id(conn, id)?.ok_or_else(|| ApiError::not_found("no such message"))?;
+    let role = super::groups::role_of(conn, message.group_id, user)?;
+    let kind: String = conn.query_row(
+        "SELECT kind FROM conversations WHERE id = ?1",
+        [message.group_id],
+        |r| r.get(0),
+    )?;
+    Ok((message, role, kind))
+}
+
+/// The sender changes a message's content; members receive `message_edited`.
+pub fn edit(
+    conn: &Connection,
+    id: MessageId,
+    user: UserId,
+    content: &str,
+) -> Result<Written<Message>, ApiError> {
+    let (message, _, _) = for_member(conn, id, user)?;
+    if message.sender_id != Some(user) {
+        return Err(ApiError::forbidden("only the sender can edit a message"));
+    }
+    if message.deleted {
+        return Err(ApiError::conflict("the message was deleted"));
+    }
+    conn.execute(
+        &format!(
+            "UPDATE messages SET content = ?2, edited_at = {} WHERE id = ?1",
+            super::now_sql()
+        ),
+        params![id, content],
+    )?;
+    let edited = by_id(conn, id)?.ok_or_else(|| ApiError::not_found("no such message"))?;
+    let event = Event::new(
+        edited.group_id,
+        EventKind::Other,
+        &serde_json::json!({
+            "type": "message_edited",
+            "id": edited.id,
+            "group_id": edited.group_id,
+            "content": edited.content,
+            "edited_at": edited.edited_at,
+        }),
+    );
+    let group = edited.group_id;
+    Ok(written(
+        edited,
+        vec![Outbound::Group(group, Arc::new(event))],
+    ))
+}
+
+/// The sender, or a group's owner or admin, deletes a message: it stays in history as a
+/// tombstone (empty content, `deleted: true`) and members receive `message_deleted`.
+/// Deleting it again changes nothing and sends nothing.
+pub fn delete(conn: &Connection, id: MessageId, user: UserId) -> Result<Written<()>, ApiError> {
+    let (message, role, kind) = for_member(conn, id, user)?;
+    let moderates = kind == "group" && matches!(role, Role::Owner | Role::Admin);
+    if message.sender_id != Some(user) && !moderates {
+        return Err(ApiError::forbidden(
+            "only the sender or the group's owner or an admin can delete a message",
+        ));
+    }
+    if message.deleted {
+        return Ok(written((), Vec::new()));
+    }
+    conn.execute(
+        "UPDATE messages SET content = '', deleted = 1 WHERE id = ?1",
+        [id],
+    )?;
+    let event = Event::new(
+        message.group_id,
+        EventKind::Other,
+        &serde_json::json!({"type": "message_deleted", "id": id, "group_id": message.group_id}),
+    );
+    Ok(written(
+        (),
+        vec![Outbound::Group(message.group_id, Arc::new(event))],
+    ))
+}
+
+/// Turns what a person typed into an FTS5 query: every word must appear, the last one also as
+/// a prefix. Each word is quoted, so FTS5 operators and punctuation in the input are just text.
+pub fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    let last = words.len().checked_sub(1)?;
+    Some(
+        words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                if i == last {
+                    format!("{w}*")
+                } else {
+                    w.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// Messages of the caller's conversations (or of one) matching `query`, newest first.
+pub fn search(
+    conn: &Connection,
+    user: UserId,
+    query: &str,
+    group: Option<GroupId>,
+    limit: u32,
+) -> Result<Vec<Message>, ApiError> {
+    if let Some(group) = group {
+        super::groups::role_of(conn, group, user)?;
+    }
+    let Some(fts) = fts_query(query) else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "{SELECT}
+         JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = ?1
+         WHERE m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?2)
+           AND m.deleted = 0 AND (?3 IS NULL OR m.conversation_id = ?3)
+         ORDER BY m.id DESC LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![user, fts, group, limit], message_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts_query;
+
+    #[test]
+    fn typed_text_becomes_a_safe_fts_query() {
+        assert_eq!(
+            fts_query("hello wor").as_deref(),
+            Some("\"hello\" \"wor\"*")
+        );
+        assert_eq!(
+            fts_query("a\"b OR (c*) NOT:d").as_deref(),
+            Some("\"a\" \"b\" \"OR\" \"c\" \"NOT\" \"d\"*")
+        );
+        assert_eq!(fts_query(" -*- ").as_deref(), None);
+        assert_eq!(fts_query("café").as_deref(), Some("\"café\"*"));
+    }
 }

@@ -162,3 +162,55 @@ pub fn delete(conn: &Connection, id: UserId) -> Result<(), ApiError> {
     conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
     Ok(())
 }
+
+/// A profile change: `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct ProfileChanges {
+    pub display_name: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub public_key: Option<Option<String>>,
+}
+
+pub fn update_profile(
+    conn: &Connection,
+    id: UserId,
+    changes: &ProfileChanges,
+) -> Result<Profile, ApiError> {
+    let fields = [
+        ("display_name", &changes.display_name),
+        ("avatar_url", &changes.avatar_url),
+        ("public_key", &changes.public_key),
+    ];
+    for (column, value) in fields {
+        if let Some(value) = value {
+            // `column` comes from the list above, never from the request.
+            conn.execute(
+                &format!("UPDATE users SET {column} = ?2 WHERE id = ?1"),
+                params![id, value],
+            )?;
+        }
+    }
+    profile(conn, id)?.ok_or_else(|| ApiError::unauthorized("this account no longer exists"))
+}
+
+pub fn password_hash(conn: &Connection, id: UserId) -> Result<Option<String>, ApiError> {
+    Ok(conn
+        .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// Records that the user was last connected now; returns that time.
+pub fn touch_last_seen(conn: &Connection, id: UserId) -> Result<Option<String>, ApiError> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "UPDATE users SET last_seen = {} WHERE id = ?1 RETURNING last_seen",
+                super::now_sql()
+            ),
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}

@@ -29,10 +29,11 @@ use crate::api::messages::{submit_send, SendBody};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::hub::{Event, EventKind};
+use crate::hub::{Event, EventKind, Outbound};
 use crate::ids::{GroupId, MessageId, UserId};
-use crate::store::groups;
 use crate::store::messages::{self, Message, Sent};
+use crate::store::written;
+use crate::store::{groups, users};
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
@@ -43,6 +44,8 @@ const PAGE: u32 = 500;
 /// Events sent before one flush when many are ready at once.
 const BURST: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// At most one `typing` event per socket and conversation in this window; more are dropped.
+const TYPING_EVERY: Duration = Duration::from_secs(2);
 /// A socket that sends nothing (not even a pong) for this long is dead.
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
 
@@ -53,6 +56,13 @@ enum ClientFrame {
         group_id: GroupId,
         content: String,
         client_id: Option<String>,
+    },
+    Typing {
+        group_id: GroupId,
+    },
+    Read {
+        group_id: GroupId,
+        message_id: MessageId,
     },
     Ping,
 }
@@ -70,12 +80,15 @@ enum End {
 pub struct Session {
     state: Arc<AppState>,
     user: UserId,
+    username: String,
     ws: Socket,
     subs: StreamMap<GroupId, BroadcastStream<Arc<Event>>>,
     cursors: HashMap<GroupId, MessageId>,
-    answers_tx: mpsc::UnboundedSender<Utf8Bytes>,
+    /// Answers to this socket's writes, when they are committed (`None`: nothing to say).
+    answers_tx: mpsc::UnboundedSender<Option<Utf8Bytes>>,
     in_flight: usize,
     last_heard: Instant,
+    last_typing: HashMap<GroupId, Instant>,
 }
 
 type Step = Result<(), End>;
@@ -84,34 +97,47 @@ impl Session {
     pub async fn run(state: Arc<AppState>, user: UserId, since: Option<MessageId>, ws: Socket) {
         // Register with the hub before reading memberships, so a membership change committed
         // after the read still reaches this socket through the user channel.
-        let (user_rx, _registration) = state.hub.connect(user);
+        let (user_rx, registration) = state.hub.connect(user);
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let mut session = Session {
-            state,
+            state: Arc::clone(&state),
             user,
+            username: String::new(),
             ws,
             subs: StreamMap::new(),
             cursors: HashMap::new(),
             answers_tx,
             in_flight: 0,
             last_heard: Instant::now(),
+            last_typing: HashMap::new(),
         };
+        if registration.first {
+            announce_online(&state, user).await;
+        }
         let end = match session.start(since).await {
             Ok(()) => session.serve(user_rx, answers_rx).await,
             Err(end) => end,
         };
         session.close(end).await;
+        if registration.release() {
+            announce_offline(&state, user).await;
+        }
     }
 
     /// Subscribes to the user's conversations, replays what `since` asks for, sends `ready`.
     async fn start(&mut self, since: Option<MessageId>) -> Step {
         let user = self.user;
-        let (group_ids, newest) = self
+        let (group_ids, newest, profile) = self
             .state
             .store
-            .read(move |c| Ok((groups::ids_of(c, user)?, messages::newest_id(c)?)))
+            .read(move |c| {
+                let profile = users::profile(c, user)?;
+                Ok((groups::ids_of(c, user)?, messages::newest_id(c)?, profile))
+            })
             .await
             .map_err(|_| End::Broken)?;
+        // The account was deleted after the token was issued.
+        self.username = profile.ok_or(End::Broken)?.username;
         for &g in &group_ids {
             self.subscribe(g, since.unwrap_or(newest));
         }
@@ -157,7 +183,7 @@ impl Session {
     async fn serve(
         &mut self,
         mut user_rx: broadcast::Receiver<Arc<Event>>,
-        mut answers_rx: mpsc::UnboundedReceiver<Utf8Bytes>,
+        mut answers_rx: mpsc::UnboundedReceiver<Option<Utf8Bytes>>,
     ) -> End {
         let shutdown = self.state.shutdown.clone();
         let mut heartbeat = tokio::time::interval(PING_EVERY);
@@ -168,7 +194,10 @@ impl Session {
                 _ = shutdown.cancelled() => Err(End::Shutdown),
                 Some(answer) = answers_rx.recv() => {
                     self.in_flight -= 1;
-                    self.feed(answer).await
+                    match answer {
+                        Some(text) => self.feed(text).await,
+                        None => Ok(()),
+                    }
                 }
                 frame = self.ws.next() => self.inbound(frame).await,
                 Some((group, item)) = self.subs.next(), if !self.subs.is_empty() => {
@@ -240,6 +269,7 @@ impl Session {
             EventKind::MemberAdded { user_id, .. } if user_id == me => return Ok(()),
             EventKind::MemberRemoved { user_id } if user_id == me => self.unsubscribe(group),
             EventKind::GroupDeleted => self.unsubscribe(group),
+            EventKind::Typing { user_id } if user_id == me => return Ok(()),
             _ => {}
         }
         self.feed(event.text.clone()).await
@@ -350,21 +380,77 @@ impl Session {
                 content,
                 client_id,
             } => self.send(group_id, content, client_id).await,
+            ClientFrame::Typing { group_id } => self.typing(group_id).await,
+            ClientFrame::Read {
+                group_id,
+                message_id,
+            } => self.read(group_id, message_id).await,
         }
+    }
+
+    /// Tells the other members; never stored, and at most once per `TYPING_EVERY`.
+    async fn typing(&mut self, group: GroupId) -> Step {
+        if !self.subs.contains_key(&group) {
+            let err = not_member(&self.state, group).await;
+            return self.send_error(&err, None).await;
+        }
+        let now = Instant::now();
+        if let Some(last) = self.last_typing.get(&group) {
+            if now.duration_since(*last) < TYPING_EVERY {
+                return Ok(());
+            }
+        }
+        self.last_typing.insert(group, now);
+        let frame = json!({
+            "type": "typing", "group_id": group, "user_id": self.user, "username": self.username,
+        });
+        let kind = EventKind::Typing { user_id: self.user };
+        let event = Event::new(group, kind, &frame);
+        self.state
+            .hub
+            .publish(Outbound::Group(group, Arc::new(event)));
+        Ok(())
+    }
+
+    async fn read(&mut self, group: GroupId, message: MessageId) -> Step {
+        let user = self.user;
+        let pending = self
+            .state
+            .store
+            .submit(move |c| groups::mark_read(c, group, user, message));
+        self.answer_later(pending, None, |_: ()| None).await
     }
 
     /// Queues the send now (keeping this socket's order) and answers when it is committed.
     async fn send(&mut self, group: GroupId, content: String, client_id: Option<String>) -> Step {
-        if self.in_flight >= MAX_IN_FLIGHT {
-            let err = ApiError::RateLimited("too many sends waiting; wait for their acks".into());
-            return self.send_error(&err, client_id.as_deref()).await;
-        }
         let user = AuthUser { id: self.user };
         let body = SendBody {
             content,
             client_id: client_id.clone(),
         };
-        let pending = match submit_send(&self.state, user, group, body) {
+        let pending = submit_send(&self.state, user, group, body);
+        self.answer_later(pending, client_id, |sent| Some(ack(&sent)))
+            .await
+    }
+
+    /// Waits for a queued write off this task, then answers through `answers_tx`: with
+    /// `ok(result)` on success, with an error frame (naming `client_id`) on failure.
+    async fn answer_later<T, F>(
+        &mut self,
+        pending: Result<F, ApiError>,
+        client_id: Option<String>,
+        ok: impl FnOnce(T) -> Option<Utf8Bytes> + Send + 'static,
+    ) -> Step
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+    {
+        if self.in_flight >= MAX_IN_FLIGHT {
+            let err =
+                ApiError::RateLimited("too many writes waiting; wait for their answers".into());
+            return self.send_error(&err, client_id.as_deref()).await;
+        }
+        let pending = match pending {
             Ok(pending) => pending,
             Err(err) => return self.send_error(&err, client_id.as_deref()).await,
         };
@@ -372,8 +458,8 @@ impl Session {
         let answers = self.answers_tx.clone();
         tokio::spawn(async move {
             let answer = match pending.await {
-                Ok(sent) => ack(&sent),
-                Err(err) => error_frame(&err, client_id.as_deref()),
+                Ok(value) => ok(value),
+                Err(err) => Some(error_frame(&err, client_id.as_deref())),
             };
             let _ = answers.send(answer);
         });
@@ -450,4 +536,64 @@ fn error_frame(err: &ApiError, client_id: Option<&str>) -> Utf8Bytes {
         frame["client_id"] = json!(id);
     }
     Utf8Bytes::from(frame.to_string())
+}
+
+/// Tells everyone who shares a conversation with `user` that they came online.
+async fn announce_online(state: &AppState, user: UserId) {
+    let found = state
+        .store
+        .read(move |c| {
+            let last_seen = users::public(c, user)?.and_then(|u| u.last_seen);
+            Ok((groups::contacts_of(c, user)?, last_seen))
+        })
+        .await;
+    if let Ok((contacts, last_seen)) = found {
+        announce(state, user, true, last_seen, contacts);
+    }
+}
+
+/// Records when `user` was last seen and tells their contacts, unless they came back meanwhile.
+async fn announce_offline(state: &AppState, user: UserId) {
+    let recorded = state
+        .store
+        .write(move |c| {
+            let last_seen = users::touch_last_seen(c, user)?;
+            Ok(written(
+                (groups::contacts_of(c, user)?, last_seen),
+                Vec::new(),
+            ))
+        })
+        .await;
+    if let Ok((contacts, last_seen)) = recorded {
+        if !state.hub.is_online(user) {
+            announce(state, user, false, last_seen, contacts);
+        }
+    }
+}
+
+fn announce(
+    state: &AppState,
+    user: UserId,
+    online: bool,
+    last_seen: Option<String>,
+    to: Vec<UserId>,
+) {
+    let frame =
+        json!({"type": "presence", "user_id": user, "online": online, "last_seen": last_seen});
+    // Presence belongs to no conversation; GroupId(0) is never a real one.
+    let event = Arc::new(Event::new(GroupId(0), EventKind::Other, &frame));
+    for contact in to {
+        state
+            .hub
+            .publish(Outbound::User(contact, Arc::clone(&event)));
+    }
+}
+
+/// The error for a conversation a socket does not follow: 403, or 404 if it does not exist.
+async fn not_member(state: &AppState, group: GroupId) -> ApiError {
+    let found = state
+        .store
+        .read(move |c| groups::absent_or_forbidden(c, group))
+        .await;
+    found.unwrap_or_else(|e| e)
 }
