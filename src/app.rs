@@ -10,10 +10,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::RouteInfo;
 use crate::auth::{self, Keys, Passwords};
 use crate::config::Config;
+use crate::cors::Cors;
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::store::{seed, settings, written, Store};
 
 pub struct AppState {
@@ -22,6 +25,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub keys: Arc<Keys>,
     pub passwords: Passwords,
+    pub metrics: Arc<Metrics>,
+    pub cors: Cors,
     pub shutdown: CancellationToken,
     /// Every socket task, so shutdown can wait for their close frames.
     pub sockets: TaskTracker,
@@ -39,8 +44,10 @@ impl From<ApiError> for StartError {
 
 pub struct Server {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     state: Arc<AppState>,
-    task: JoinHandle<()>,
+    routes: Vec<RouteInfo>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// The key under which a generated JWT secret is kept.
@@ -61,10 +68,11 @@ pub fn jwt_secret(
 pub async fn start(config: Config) -> Result<Server, StartError> {
     config.validate().map_err(StartError)?;
     let hub = Arc::new(Hub::new(config.hub_capacity));
+    let metrics = Arc::new(Metrics::new());
     let (path, sync, cost) = (config.db_path.clone(), config.sync, config.bcrypt_cost);
-    let open_hub = Arc::clone(&hub);
+    let (open_hub, open_metrics) = (Arc::clone(&hub), Arc::clone(&metrics));
     let (store, passwords) = tokio::task::spawn_blocking(move || {
-        let store = Store::open(&path, sync, open_hub)?;
+        let store = Store::open(&path, sync, open_hub, open_metrics)?;
         Ok::<_, String>((store, Passwords::new(cost)?))
     })
     .await
@@ -84,25 +92,57 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         })
         .await?;
 
-    let listener = TcpListener::bind(config.addr)
-        .await
-        .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.addr)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError(e.to_string()))?;
+    let (listener, addr) = bind(config.addr).await?;
+    let metrics_listener = match config.metrics_addr {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
     let state = Arc::new(AppState {
         keys: Arc::new(Keys::new(secret.as_bytes(), config.access_ttl)),
+        cors: Cors::new(&config.cors_origins),
         config,
         store,
         hub,
         passwords,
+        metrics,
         shutdown: CancellationToken::new(),
         sockets: TaskTracker::new(),
     });
-    let routes = crate::api::routes(&state);
-    let task = tokio::spawn(crate::net::serve(listener, routes, state.shutdown.clone()));
+    let (filter, routes) = crate::api::routes(&state);
+    let mut tasks = vec![tokio::spawn(crate::net::serve(
+        listener,
+        filter,
+        Arc::clone(&state),
+    ))];
+    let mut metrics_addr = None;
+    if let Some((listener, a)) = metrics_listener {
+        let only_metrics = crate::api::metrics_only(&state);
+        tasks.push(tokio::spawn(crate::net::serve(
+            listener,
+            only_metrics,
+            Arc::clone(&state),
+        )));
+        metrics_addr = Some(a);
+        tracing::info!(addr = %a, "metrics listening");
+    }
     tracing::info!(%addr, db = %state.config.db_path.display(), "listening");
-    Ok(Server { addr, state, task })
+    Ok(Server {
+        addr,
+        metrics_addr,
+        state,
+        routes,
+        tasks,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| StartError(e.to_string()))?;
+    Ok((listener, bound))
 }
 
 impl Server {
@@ -110,8 +150,18 @@ impl Server {
         self.addr
     }
 
+    /// Where `/metrics` is served when `--metrics-addr` moved it off the main address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
+    }
+
+    /// Every route the server serves, as documented in /openapi.json.
+    pub fn routes(&self) -> &[RouteInfo] {
+        &self.routes
     }
 
     /// Stops accepting, closes every socket with 1001, and waits for in-flight requests.
@@ -124,7 +174,9 @@ impl Server {
         {
             tracing::warn!("some sockets did not close in time");
         }
-        let _ = self.task.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
         tracing::info!("stopped");
     }
 }

@@ -132,6 +132,13 @@ struct ServeArgs {
     /// Largest WebSocket message, in bytes; a bigger one closes the socket with 1009.
     #[arg(long, env = "CHATSERVER_WS_MAX_MESSAGE", default_value_t = DEFAULT_BODY_LIMIT)]
     ws_max_message: usize,
+    /// Another origin whose web pages may use this server (repeat it, or `*` for any).
+    /// Without it, browsers on other origins are refused; curl is unaffected.
+    #[arg(long, env = "CHATSERVER_CORS_ORIGIN", value_delimiter = ',')]
+    cors_origin: Vec<String>,
+    /// Serve /metrics on this address (e.g. 127.0.0.1:9090) instead of --addr.
+    #[arg(long, env = "CHATSERVER_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 const SUBCOMMANDS: &[&str] = &[
@@ -260,6 +267,8 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), String> {
         body_limit: args.body_limit,
         ws_max_message: args.ws_max_message,
         hub_capacity: 1024,
+        cors_origins: args.cors_origin,
+        metrics_addr: args.metrics_addr,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -39,6 +39,10 @@ pub struct Config {
     pub ws_max_message: usize,
     /// Events buffered per conversation for slow sockets before they catch up from the database.
     pub hub_capacity: usize,
+    /// Other origins whose pages may call the API and open sockets (`*` for any).
+    pub cors_origins: Vec<String>,
+    /// Serve /metrics on this address instead of the main one.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -59,6 +63,8 @@ impl Config {
             body_limit: DEFAULT_BODY_LIMIT,
             ws_max_message: DEFAULT_BODY_LIMIT,
             hub_capacity: 1024,
+            cors_origins: Vec::new(),
+            metrics_addr: None,
         }
     }
 

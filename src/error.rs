@@ -34,7 +34,8 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
+/// Every error: a sentence for people and a code for programs.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     pub error: &'a str,
     pub code: &'a str,

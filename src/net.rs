@@ -13,13 +13,16 @@ use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use crate::api::ws::UpgradeSlot;
+use crate::api::RouteName;
+use crate::app::AppState;
+use crate::cors::{Cors, Verdict};
+use crate::error::ApiError;
 
 /// The peer's address, for handlers that limit per address.
 #[derive(Clone, Copy, Debug)]
@@ -28,11 +31,8 @@ pub struct PeerAddr(pub SocketAddr);
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN: Duration = Duration::from_secs(10);
 
-pub async fn serve(
-    listener: TcpListener,
-    routes: BoxedFilter<(Response,)>,
-    shutdown: CancellationToken,
-) {
+pub async fn serve(listener: TcpListener, routes: BoxedFilter<(Response,)>, state: Arc<AppState>) {
+    let shutdown = state.shutdown.clone();
     let service = warp::service(routes);
     let connections = TaskTracker::new();
     loop {
@@ -49,8 +49,8 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        let handler = service_fn(move |req| handle(service.clone(), req, peer));
+        let (service, state) = (service.clone(), Arc::clone(&state));
+        let handler = service_fn(move |req| handle(service.clone(), Arc::clone(&state), req, peer));
         let conn = http1::Builder::new()
             .serve_connection(TokioIo::new(stream), handler)
             .with_upgrades();
@@ -83,28 +83,54 @@ pub async fn serve(
 
 async fn handle<S>(
     mut service: S,
+    state: Arc<AppState>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response, Infallible>
 where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible>,
 {
-    if req.headers().contains_key(hyper::header::UPGRADE) {
-        let on_upgrade = hyper::upgrade::on(&mut req);
-        req.extensions_mut()
-            .insert(UpgradeSlot(Arc::new(Mutex::new(Some(on_upgrade)))));
-    }
-    req.extensions_mut().insert(PeerAddr(peer));
     let started = Instant::now();
     let method = req.method().clone();
     // The path only: a query string can hold a token.
     let path = req.uri().path().to_string();
-    let response = service.call(req).await?;
+    let response = match state.cors.check(req.headers()) {
+        Verdict::Refused => ApiError::forbidden(
+            "requests from this origin are not allowed (the server's --cors-origin)",
+        )
+        .to_response(),
+        Verdict::Allowed(origin) if Cors::is_preflight(&method, req.headers()) => {
+            Cors::preflight(&origin)
+        }
+        verdict => {
+            if req.headers().contains_key(hyper::header::UPGRADE) {
+                let on_upgrade = hyper::upgrade::on(&mut req);
+                req.extensions_mut()
+                    .insert(UpgradeSlot(Arc::new(Mutex::new(Some(on_upgrade)))));
+            }
+            req.extensions_mut().insert(PeerAddr(peer));
+            let mut response = service.call(req).await?;
+            if let Verdict::Allowed(origin) = verdict {
+                Cors::decorate(&mut response, &origin);
+            }
+            response
+        }
+    };
+    let route = response
+        .extensions()
+        .get::<RouteName>()
+        .map_or("unmatched", |r| &r.0);
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe_request(route, method.as_str(), status, seconds);
     tracing::info!(
         %method,
         %path,
-        status = response.status().as_u16(),
-        ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+        route,
+        status,
+        ms = format_args!("{:.2}", seconds * 1000.0),
         "request"
     );
     Ok(response)

@@ -3,59 +3,75 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use warp::filters::BoxedFilter;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{authenticated, json, json_body, no_content, respond, with_state};
+use super::{authenticated, json, json_body, no_content, respond, with_state, Routes};
 use crate::app::AppState;
 use crate::auth::{self, AuthUser};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ids::UserId;
 use crate::store::{tokens, users, written};
 
-pub fn routes(state: &Arc<AppState>) -> BoxedFilter<(Response,)> {
-    let login = warp::path!("v1" / "users" / "login")
-        .and(warp::post())
-        .and(with_state(state))
-        .and(json_body(state))
-        .then(login)
-        .map(respond);
-    let refresh = warp::path!("v1" / "auth" / "refresh")
-        .and(warp::post())
-        .and(with_state(state))
-        .and(json_body(state))
-        .then(refresh)
-        .map(respond);
-    let logout = warp::path!("v1" / "auth" / "logout")
-        .and(warp::post())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .and(json_body(state))
-        .then(logout)
-        .map(respond);
-    let test_auth = warp::path!("v1" / "test-auth")
-        .and(warp::get())
-        .and(authenticated(state))
-        .map(|user: AuthUser| {
-            respond(json(
-                &json!({"message": "Access granted", "user_id": user.id}),
-                StatusCode::OK,
-            ))
-        });
-    login
-        .or(refresh)
-        .unify()
-        .or(logout)
-        .unify()
-        .or(test_auth)
-        .unify()
-        .boxed()
+pub fn routes(state: &Arc<AppState>, r: &mut Routes) {
+    r.add::<__path_login>(
+        warp::path!("v1" / "users" / "login")
+            .and(warp::post())
+            .and(with_state(state))
+            .and(json_body(state))
+            .then(login)
+            .map(respond),
+    );
+    r.add::<__path_refresh>(
+        warp::path!("v1" / "auth" / "refresh")
+            .and(warp::post())
+            .and(with_state(state))
+            .and(json_body(state))
+            .then(refresh)
+            .map(respond),
+    );
+    r.add::<__path_logout>(
+        warp::path!("v1" / "auth" / "logout")
+            .and(warp::post())
+            .and(with_state(state))
+            .and(authenticated(state))
+            .and(json_body(state))
+            .then(logout)
+            .map(respond),
+    );
+    r.add::<__path_test_auth>(
+        warp::path!("v1" / "test-auth")
+            .and(warp::get())
+            .and(authenticated(state))
+            .map(test_auth),
+    );
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+struct AccessGranted {
+    message: &'static str,
+    user_id: UserId,
+}
+
+/// Answers only a valid access token.
+#[utoipa::path(get, path = "/v1/test-auth", tag = "auth", security(("bearer" = [])), responses(
+    (status = 200, body = AccessGranted),
+    (status = 401, body = ErrorBody),
+))]
+fn test_auth(user: AuthUser) -> Response {
+    respond(json(
+        &AccessGranted {
+            message: "Access granted",
+            user_id: user.id,
+        },
+        StatusCode::OK,
+    ))
+}
+
+/// Give `username` or `email`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     username: Option<String>,
@@ -63,7 +79,7 @@ struct LoginBody {
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Session {
     token: String,
     refresh_token: String,
@@ -74,6 +90,12 @@ struct Session {
 
 const BAD_LOGIN: &str = "invalid username/email or password";
 
+/// Signs in by username or email; the same 401 answers an unknown user and a wrong password.
+#[utoipa::path(post, path = "/v1/users/login", tag = "auth", request_body = LoginBody, responses(
+    (status = 200, body = Session),
+    (status = 400, body = ErrorBody),
+    (status = 401, body = ErrorBody),
+))]
 async fn login(state: Arc<AppState>, body: LoginBody) -> Result<Response, ApiError> {
     let name = body
         .username
@@ -124,12 +146,17 @@ async fn session(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+/// Trades a refresh token for a new session; the old refresh token stops working.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshBody, responses(
+    (status = 200, body = Session),
+    (status = 401, body = ErrorBody),
+))]
 async fn refresh(state: Arc<AppState>, body: RefreshBody) -> Result<Response, ApiError> {
     let hash = auth::hash_refresh_token(&body.refresh_token);
     let now = auth::unix_now() as i64;
@@ -148,7 +175,8 @@ async fn refresh(state: Arc<AppState>, body: RefreshBody) -> Result<Response, Ap
     }
 }
 
-#[derive(Deserialize)]
+/// Give `refresh_token`, or `all: true` to end every session.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LogoutBody {
     refresh_token: Option<String>,
@@ -156,6 +184,13 @@ struct LogoutBody {
     all: bool,
 }
 
+/// Revokes one refresh token, or all of the caller's.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    request_body = LogoutBody, responses(
+    (status = 204, description = "Signed out"),
+    (status = 400, body = ErrorBody),
+    (status = 401, body = ErrorBody),
+))]
 async fn logout(
     state: Arc<AppState>,
     user: AuthUser,

@@ -3,95 +3,95 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use warp::filters::BoxedFilter;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{authenticated, json, json_body, no_content, respond, with_state};
+use super::{authenticated, json, json_body, no_content, respond, with_state, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ids::{GroupId, MessageId, UserId};
 use crate::store::groups::{self, Member, Role};
 use crate::validate;
 
-pub fn routes(state: &Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: &Arc<AppState>, r: &mut Routes) {
     let s = || with_state(state).and(authenticated(state));
-    let create = warp::path!("v1" / "groups")
-        .and(warp::post())
-        .and(s())
-        .and(json_body(state))
-        .then(create)
-        .map(respond);
-    let list = warp::path!("v1" / "groups")
-        .and(warp::get())
-        .and(s())
-        .then(list)
-        .map(respond);
-    let get = warp::path!("v1" / "groups" / i64)
-        .and(warp::get())
-        .and(s())
-        .then(get)
-        .map(respond);
-    let rename = warp::path!("v1" / "groups" / i64)
-        .and(warp::patch())
-        .and(s())
-        .and(json_body(state))
-        .then(rename)
-        .map(respond);
-    let delete = warp::path!("v1" / "groups" / i64)
-        .and(warp::delete())
-        .and(s())
-        .then(delete)
-        .map(respond);
-    let add_member = warp::path!("v1" / "groups" / i64 / "members")
-        .and(warp::post())
-        .and(s())
-        .and(json_body(state))
-        .then(add_member)
-        .map(respond);
-    let members = warp::path!("v1" / "groups" / i64 / "members")
-        .and(warp::get())
-        .and(s())
-        .then(members)
-        .map(respond);
-    let remove_member = warp::path!("v1" / "groups" / i64 / "members" / i64)
-        .and(warp::delete())
-        .and(s())
-        .then(remove_member)
-        .map(respond);
-    let direct = warp::path!("v1" / "direct" / i64)
-        .and(warp::post())
-        .and(s())
-        .then(direct)
-        .map(respond);
-    let read = warp::path!("v1" / "groups" / i64 / "read")
-        .and(warp::post())
-        .and(s())
-        .and(json_body(state))
-        .then(read)
-        .map(respond);
-    create
-        .or(direct)
-        .unify()
-        .or(read)
-        .unify()
-        .or(list)
-        .unify()
-        .or(get)
-        .unify()
-        .or(rename)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(add_member)
-        .unify()
-        .or(members)
-        .unify()
-        .or(remove_member)
-        .unify()
-        .boxed()
+    r.add::<__path_create>(
+        warp::path!("v1" / "groups")
+            .and(warp::post())
+            .and(s())
+            .and(json_body(state))
+            .then(create)
+            .map(respond),
+    );
+    r.add::<__path_list>(
+        warp::path!("v1" / "groups")
+            .and(warp::get())
+            .and(s())
+            .then(list)
+            .map(respond),
+    );
+    r.add::<__path_get>(
+        warp::path!("v1" / "groups" / i64)
+            .and(warp::get())
+            .and(s())
+            .then(get)
+            .map(respond),
+    );
+    r.add::<__path_rename>(
+        warp::path!("v1" / "groups" / i64)
+            .and(warp::patch())
+            .and(s())
+            .and(json_body(state))
+            .then(rename)
+            .map(respond),
+    );
+    r.add::<__path_delete>(
+        warp::path!("v1" / "groups" / i64)
+            .and(warp::delete())
+            .and(s())
+            .then(delete)
+            .map(respond),
+    );
+    r.add::<__path_add_member>(
+        warp::path!("v1" / "groups" / i64 / "members")
+            .and(warp::post())
+            .and(s())
+            .and(json_body(state))
+            .then(add_member)
+            .map(respond),
+    );
+    r.add::<__path_members>(
+        warp::path!("v1" / "groups" / i64 / "members")
+            .and(warp::get())
+            .and(s())
+            .then(members)
+            .map(respond),
+    );
+    r.add::<__path_remove_member>(
+        warp::path!("v1" / "groups" / i64 / "members" / i64)
+            .and(warp::delete())
+            .and(s())
+            .then(remove_member)
+            .map(respond),
+    );
+    r.add::<__path_read>(
+        warp::path!("v1" / "groups" / i64 / "read")
+            .and(warp::post())
+            .and(s())
+            .and(json_body(state))
+            .then(read)
+            .map(respond),
+    );
+    r.add::<__path_direct>(
+        warp::path!("v1" / "direct" / i64)
+            .and(warp::post())
+            .and(s())
+            .then(direct)
+            .map(respond),
+    );
 }
 
 fn mark_online(state: &AppState, members: &mut [Member]) {
@@ -100,7 +100,7 @@ fn mark_online(state: &AppState, members: &mut [Member]) {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: String,
@@ -108,6 +108,14 @@ struct CreateBody {
     member_ids: Vec<UserId>,
 }
 
+/// Creates a group; the caller is its owner and a member.
+#[utoipa::path(post, path = "/v1/groups", tag = "groups", security(("bearer" = [])),
+    request_body = CreateBody, responses(
+        (status = 201, body = groups::Group),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "A member_id names no user", body = ErrorBody),
+    ))]
 async fn create(
     state: Arc<AppState>,
     user: AuthUser,
@@ -121,6 +129,11 @@ async fn create(
     json(&group, StatusCode::CREATED)
 }
 
+/// The caller's conversations (groups and direct chats), latest activity first.
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", security(("bearer" = [])), responses(
+    (status = 200, body = Vec<groups::GroupSummary>),
+    (status = 401, body = ErrorBody),
+))]
 async fn list(state: Arc<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     let groups = state
         .store
@@ -129,6 +142,14 @@ async fn list(state: Arc<AppState>, user: AuthUser) -> Result<Response, ApiError
     json(&groups, StatusCode::OK)
 }
 
+/// A conversation with its members.
+#[utoipa::path(get, path = "/v1/groups/{id}", tag = "groups", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id")), responses(
+        (status = 200, body = groups::GroupWithMembers),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn get(id: i64, state: Arc<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     let mut group = state
         .store
@@ -138,12 +159,21 @@ async fn get(id: i64, state: Arc<AppState>, user: AuthUser) -> Result<Response, 
     json(&group, StatusCode::OK)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RenameBody {
     name: String,
 }
 
+/// Renames a group (owner or admin).
+#[utoipa::path(patch, path = "/v1/groups/{id}", tag = "groups", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id")), request_body = RenameBody, responses(
+        (status = 200, body = groups::Group),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn rename(
     id: i64,
     state: Arc<AppState>,
@@ -158,6 +188,14 @@ async fn rename(
     json(&group, StatusCode::OK)
 }
 
+/// Deletes a group and its messages (owner only).
+#[utoipa::path(delete, path = "/v1/groups/{id}", tag = "groups", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id")), responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn delete(id: i64, state: Arc<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     state
         .store
@@ -166,13 +204,23 @@ async fn delete(id: i64, state: Arc<AppState>, user: AuthUser) -> Result<Respons
     no_content()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMemberBody {
     user_id: UserId,
     role: Option<String>,
 }
 
+/// Adds a member, as `member` (default) or `admin` (owner or admin only).
+#[utoipa::path(post, path = "/v1/groups/{id}/members", tag = "groups", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id")), request_body = AddMemberBody, responses(
+        (status = 201, body = groups::Member),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Already a member", body = ErrorBody),
+    ))]
 async fn add_member(
     id: i64,
     state: Arc<AppState>,
@@ -197,6 +245,13 @@ async fn add_member(
     json(&member, StatusCode::CREATED)
 }
 
+#[utoipa::path(get, path = "/v1/groups/{id}/members", tag = "groups", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id")), responses(
+        (status = 200, body = Vec<groups::Member>),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn members(id: i64, state: Arc<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     let mut members = state
         .store
@@ -206,6 +261,16 @@ async fn members(id: i64, state: Arc<AppState>, user: AuthUser) -> Result<Respon
     json(&members, StatusCode::OK)
 }
 
+/// Removes a member: owner or admin remove anyone but the owner; anyone may leave.
+#[utoipa::path(delete, path = "/v1/groups/{id}/members/{user_id}", tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id"), ("user_id" = i64, Path)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn remove_member(
     id: i64,
     member: i64,
@@ -230,6 +295,16 @@ pub fn other_user(user: AuthUser, other: i64) -> Result<UserId, ApiError> {
     Ok(UserId(other))
 }
 
+/// The one direct conversation of the caller and `user_id`, created on first use.
+#[utoipa::path(post, path = "/v1/direct/{user_id}", tag = "groups", security(("bearer" = [])),
+    params(("user_id" = i64, Path)),
+    responses(
+        (status = 200, description = "It existed", body = groups::Group),
+        (status = 201, description = "Created", body = groups::Group),
+        (status = 400, description = "Yourself", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn direct(other: i64, state: Arc<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     let other = other_user(user, other)?;
     let (group, created) = state
@@ -244,12 +319,21 @@ async fn direct(other: i64, state: Arc<AppState>, user: AuthUser) -> Result<Resp
     json(&group, status)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadBody {
     pub message_id: MessageId,
 }
 
+/// Moves the caller's read marker forward to `message_id`.
+#[utoipa::path(post, path = "/v1/groups/{id}/read", tag = "groups", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id")), request_body = ReadBody, responses(
+        (status = 204, description = "Marked (or already past it)"),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn read(
     id: i64,
     state: Arc<AppState>,

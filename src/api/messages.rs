@@ -3,86 +3,83 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use warp::filters::BoxedFilter;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
 use super::groups::other_user;
-use super::{authenticated, json, json_body, no_content, query, respond, with_state, Query};
+use super::{
+    authenticated, json, json_body, no_content, query, respond, with_state, Query, Routes,
+};
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ids::{GroupId, MessageId};
 use crate::store::groups;
 use crate::store::messages::{self, Message, Page, Sent};
 use crate::validate;
 
-pub fn routes(state: &Arc<AppState>) -> BoxedFilter<(Response,)> {
-    let send = warp::path!("v1" / "messages" / "group" / i64)
-        .and(warp::post())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .and(json_body(state))
-        .then(send)
-        .map(respond);
-    let history = warp::path!("v1" / "messages" / "group" / i64)
-        .and(warp::get())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .and(query())
-        .then(history)
-        .map(respond);
-    let send_direct = warp::path!("v1" / "messages" / "direct" / i64)
-        .and(warp::post())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .and(json_body(state))
-        .then(send_direct)
-        .map(respond);
-    let direct_history = warp::path!("v1" / "messages" / "direct" / i64)
-        .and(warp::get())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .and(query())
-        .then(direct_history)
-        .map(respond);
-    let edit = warp::path!("v1" / "messages" / i64)
-        .and(warp::patch())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .and(json_body(state))
-        .then(edit)
-        .map(respond);
-    let delete = warp::path!("v1" / "messages" / i64)
-        .and(warp::delete())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .then(delete)
-        .map(respond);
-    let search = warp::path!("v1" / "messages" / "search")
-        .and(warp::get())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .and(query())
-        .then(search)
-        .map(respond);
-    send.or(history)
-        .unify()
-        .or(send_direct)
-        .unify()
-        .or(direct_history)
-        .unify()
-        .or(edit)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(search)
-        .unify()
-        .boxed()
+pub fn routes(state: &Arc<AppState>, r: &mut Routes) {
+    let s = || with_state(state).and(authenticated(state));
+    r.add::<__path_send>(
+        warp::path!("v1" / "messages" / "group" / i64)
+            .and(warp::post())
+            .and(s())
+            .and(json_body(state))
+            .then(send)
+            .map(respond),
+    );
+    r.add::<__path_history>(
+        warp::path!("v1" / "messages" / "group" / i64)
+            .and(warp::get())
+            .and(s())
+            .and(query())
+            .then(history)
+            .map(respond),
+    );
+    r.add::<__path_send_direct>(
+        warp::path!("v1" / "messages" / "direct" / i64)
+            .and(warp::post())
+            .and(s())
+            .and(json_body(state))
+            .then(send_direct)
+            .map(respond),
+    );
+    r.add::<__path_direct_history>(
+        warp::path!("v1" / "messages" / "direct" / i64)
+            .and(warp::get())
+            .and(s())
+            .and(query())
+            .then(direct_history)
+            .map(respond),
+    );
+    r.add::<__path_edit>(
+        warp::path!("v1" / "messages" / i64)
+            .and(warp::patch())
+            .and(s())
+            .and(json_body(state))
+            .then(edit)
+            .map(respond),
+    );
+    r.add::<__path_delete>(
+        warp::path!("v1" / "messages" / i64)
+            .and(warp::delete())
+            .and(s())
+            .then(delete)
+            .map(respond),
+    );
+    r.add::<__path_search>(
+        warp::path!("v1" / "messages" / "search")
+            .and(warp::get())
+            .and(s())
+            .and(query())
+            .then(search)
+            .map(respond),
+    );
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendBody {
     pub content: String,
@@ -111,6 +108,17 @@ fn sent(sent: Sent) -> Result<Response, ApiError> {
     }
 }
 
+/// Sends a message; a repeated `client_id` returns the first message with 200.
+#[utoipa::path(post, path = "/v1/messages/group/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id")),
+    request_body = SendBody, responses(
+        (status = 201, body = Message),
+        (status = 200, description = "A repeat of an earlier client_id", body = Message),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn send(
     id: i64,
     state: Arc<AppState>,
@@ -120,6 +128,16 @@ async fn send(
     sent(submit_send(&state, user, GroupId(id), body)?.await?)
 }
 
+/// Sends to the direct conversation with `user_id`, creating it if needed.
+#[utoipa::path(post, path = "/v1/messages/direct/{user_id}", tag = "messages",
+    security(("bearer" = [])), params(("user_id" = i64, Path)),
+    request_body = SendBody, responses(
+        (status = 201, body = Message),
+        (status = 200, description = "A repeat of an earlier client_id", body = Message),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn send_direct(
     other: i64,
     state: Arc<AppState>,
@@ -136,7 +154,7 @@ async fn send_direct(
     sent(result)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct HistoryPage {
     messages: Vec<Message>,
     has_more: bool,
@@ -150,6 +168,20 @@ fn page(q: &Query) -> Result<Page, ApiError> {
     })
 }
 
+/// A page of history in ascending id order.
+#[utoipa::path(get, path = "/v1/messages/group/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id"),
+        ("before" = Option<i64>, Query, description = "Only ids below this"),
+        ("after" = Option<i64>, Query, description = "Only ids above this (then the oldest first)"),
+        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
+    ),
+    responses(
+        (status = 200, body = HistoryPage),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn history(
     id: i64,
     state: Arc<AppState>,
@@ -165,6 +197,20 @@ async fn history(
 }
 
 /// A direct conversation's history; an empty page while the two have never written.
+/// A page of the direct conversation with `user_id` (empty if they never wrote).
+#[utoipa::path(get, path = "/v1/messages/direct/{user_id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("user_id" = i64, Path),
+        ("before" = Option<i64>, Query, description = "Only ids below this"),
+        ("after" = Option<i64>, Query, description = "Only ids above this (then the oldest first)"),
+        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
+    ),
+    responses(
+        (status = 200, body = HistoryPage),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn direct_history(
     other: i64,
     state: Arc<AppState>,
@@ -183,12 +229,23 @@ async fn direct_history(
     json(&HistoryPage { messages, has_more }, StatusCode::OK)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EditBody {
     content: String,
 }
 
+/// Changes a message's content (the sender only).
+#[utoipa::path(patch, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Message id")),
+    request_body = EditBody, responses(
+        (status = 200, body = Message),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The message was deleted", body = ErrorBody),
+    ))]
 async fn edit(
     id: i64,
     state: Arc<AppState>,
@@ -203,6 +260,15 @@ async fn edit(
     json(&message, StatusCode::OK)
 }
 
+/// Deletes a message, leaving a tombstone (the sender, or the group's owner or admin).
+#[utoipa::path(delete, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Message id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn delete(id: i64, state: Arc<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     state
         .store
@@ -211,11 +277,25 @@ async fn delete(id: i64, state: Arc<AppState>, user: AuthUser) -> Result<Respons
     no_content()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SearchResults {
     messages: Vec<Message>,
 }
 
+/// Messages of the caller's conversations containing every word of `q`, newest first.
+#[utoipa::path(get, path = "/v1/messages/search", tag = "messages", security(("bearer" = [])),
+    params(
+        ("q" = String, Query, description = "Words; the last also matches as a prefix"),
+        ("group_id" = Option<i64>, Query, description = "Only this conversation"),
+        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
+    ),
+    responses(
+        (status = 200, body = SearchResults),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn search(state: Arc<AppState>, user: AuthUser, q: Query) -> Result<Response, ApiError> {
     let text = q.text("q").unwrap_or("").trim().to_string();
     if text.is_empty() {

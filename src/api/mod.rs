@@ -5,8 +5,10 @@
 mod auth;
 mod groups;
 mod messages;
+pub mod openapi;
 mod ops;
 mod users;
+mod web;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -18,26 +20,108 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
 use crate::app::AppState;
 use crate::error::{self, ApiError};
 
-/// Every route of the server, with errors in the contract's shape.
-pub fn routes(state: &Arc<AppState>) -> BoxedFilter<(Response,)> {
-    ops::routes(state)
-        .or(auth::routes(state))
+/// A route as its OpenAPI annotation names it: `GET /v1/groups/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: Arc<str>,
+}
+
+/// The route a response came from, for the request log and the metrics.
+#[derive(Clone, Debug)]
+pub struct RouteName(pub Arc<str>);
+
+/// Builds the server's filter and, with it, the table of every route it serves, so nothing
+/// can be served without being listed (the OpenAPI test compares the table with the document).
+#[derive(Default)]
+pub struct Routes {
+    filter: Option<BoxedFilter<(Response,)>>,
+    table: Vec<RouteInfo>,
+}
+
+impl Routes {
+    /// Adds `filter`, the route documented by the `#[utoipa::path]` of the handler `P`.
+    /// An `ApiError` rejection inside the route (a missing token, a bad body) is answered here,
+    /// so its response carries the route's name too.
+    pub fn add<P: utoipa::Path>(
+        &mut self,
+        filter: impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
+    ) {
+        let path: Arc<str> = P::path().into();
+        for method in P::methods() {
+            use utoipa::openapi::path::HttpMethod as M;
+            let method = match method {
+                M::Get => Method::GET,
+                M::Post => Method::POST,
+                M::Put => Method::PUT,
+                M::Delete => Method::DELETE,
+                M::Options => Method::OPTIONS,
+                M::Head => Method::HEAD,
+                M::Patch => Method::PATCH,
+                M::Trace => Method::TRACE,
+            };
+            self.table.push(RouteInfo {
+                method,
+                path: Arc::clone(&path),
+            });
+        }
+        let name = RouteName(path);
+        let route = filter
+            .or_else(|rejection: Rejection| async move {
+                match rejection.find::<ApiError>() {
+                    Some(err) => Ok((err.to_response(),)),
+                    None => Err(rejection),
+                }
+            })
+            .map(move |mut response: Response| {
+                response.extensions_mut().insert(name.clone());
+                response
+            })
+            .boxed();
+        self.filter = Some(match self.filter.take() {
+            None => route,
+            Some(before) => before.or(route).unify().boxed(),
+        });
+    }
+
+    pub fn table(&self) -> &[RouteInfo] {
+        &self.table
+    }
+}
+
+/// Every route of the server with errors in the contract's shape, and the table of them.
+pub fn routes(state: &Arc<AppState>) -> (BoxedFilter<(Response,)>, Vec<RouteInfo>) {
+    let mut r = Routes::default();
+    ops::routes(state, &mut r);
+    auth::routes(state, &mut r);
+    users::routes(state, &mut r);
+    groups::routes(state, &mut r);
+    messages::routes(state, &mut r);
+    ws::routes(state, &mut r);
+    web::routes(&mut r);
+    let filter = r
+        .filter
+        .take()
+        .expect("there are routes")
+        .recover(error::recover)
         .unify()
-        .or(users::routes(state))
-        .unify()
-        .or(groups::routes(state))
-        .unify()
-        .or(messages::routes(state))
-        .unify()
-        .or(ws::route(state))
-        .unify()
+        .boxed();
+    (filter, r.table)
+}
+
+/// Only `/metrics`, for `--metrics-addr`.
+pub fn metrics_only(state: &Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let state = Arc::clone(state);
+    warp::path!("metrics")
+        .and(warp::get())
+        .map(move || ops::metrics(&state))
         .recover(error::recover)
         .unify()
         .boxed()

@@ -3,74 +3,74 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use warp::filters::BoxedFilter;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{authenticated, json, json_body, query, respond, with_state, Query};
+use super::{authenticated, json, json_body, query, respond, with_state, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ids::UserId;
 use crate::store::{tokens, users, written};
 use crate::validate;
 
-pub fn routes(state: &Arc<AppState>) -> BoxedFilter<(Response,)> {
-    let register = warp::path!("v1" / "users" / "register")
-        .and(warp::post())
-        .and(with_state(state))
-        .and(json_body(state))
-        .then(register)
-        .map(respond);
-    let me = warp::path!("v1" / "me")
-        .and(warp::get())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .then(me)
-        .map(respond);
-    let list = warp::path!("v1" / "users")
-        .and(warp::get())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .and(query())
-        .then(list)
-        .map(respond);
-    let one = warp::path!("v1" / "users" / i64)
-        .and(warp::get())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .then(one)
-        .map(respond);
-    let update_me = warp::path!("v1" / "me")
-        .and(warp::patch())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .and(json_body(state))
-        .then(update_me)
-        .map(respond);
-    let password = warp::path!("v1" / "me" / "password")
-        .and(warp::put())
-        .and(with_state(state))
-        .and(authenticated(state))
-        .and(json_body(state))
-        .then(change_password)
-        .map(respond);
-    register
-        .or(me)
-        .unify()
-        .or(update_me)
-        .unify()
-        .or(password)
-        .unify()
-        .or(list)
-        .unify()
-        .or(one)
-        .unify()
-        .boxed()
+pub fn routes(state: &Arc<AppState>, r: &mut Routes) {
+    r.add::<__path_register>(
+        warp::path!("v1" / "users" / "register")
+            .and(warp::post())
+            .and(with_state(state))
+            .and(json_body(state))
+            .then(register)
+            .map(respond),
+    );
+    r.add::<__path_me>(
+        warp::path!("v1" / "me")
+            .and(warp::get())
+            .and(with_state(state))
+            .and(authenticated(state))
+            .then(me)
+            .map(respond),
+    );
+    r.add::<__path_update_me>(
+        warp::path!("v1" / "me")
+            .and(warp::patch())
+            .and(with_state(state))
+            .and(authenticated(state))
+            .and(json_body(state))
+            .then(update_me)
+            .map(respond),
+    );
+    r.add::<__path_change_password>(
+        warp::path!("v1" / "me" / "password")
+            .and(warp::put())
+            .and(with_state(state))
+            .and(authenticated(state))
+            .and(json_body(state))
+            .then(change_password)
+            .map(respond),
+    );
+    r.add::<__path_list>(
+        warp::path!("v1" / "users")
+            .and(warp::get())
+            .and(with_state(state))
+            .and(authenticated(state))
+            .and(query())
+            .then(list)
+            .map(respond),
+    );
+    r.add::<__path_one>(
+        warp::path!("v1" / "users" / i64)
+            .and(warp::get())
+            .and(with_state(state))
+            .and(authenticated(state))
+            .then(one)
+            .map(respond),
+    );
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
     username: String,
@@ -78,6 +78,12 @@ struct RegisterBody {
     password: String,
 }
 
+/// Creates an account: username 3–32 of `[A-Za-z0-9_.-]`, password 8–128 characters.
+#[utoipa::path(post, path = "/v1/users/register", tag = "users", request_body = RegisterBody, responses(
+    (status = 201, body = users::Profile),
+    (status = 400, body = ErrorBody),
+    (status = 409, description = "Username or email taken", body = ErrorBody),
+))]
 async fn register(state: Arc<AppState>, body: RegisterBody) -> Result<Response, ApiError> {
     let username = body.username.trim().to_string();
     let email = body.email.trim().to_string();
@@ -97,6 +103,11 @@ async fn register(state: Arc<AppState>, body: RegisterBody) -> Result<Response, 
     json(&profile, StatusCode::CREATED)
 }
 
+/// The caller's own profile, with email.
+#[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = [])), responses(
+    (status = 200, body = users::Profile),
+    (status = 401, body = ErrorBody),
+))]
 async fn me(state: Arc<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     let profile = state
         .store
@@ -106,6 +117,18 @@ async fn me(state: Arc<AppState>, user: AuthUser) -> Result<Response, ApiError> 
     json(&profile, StatusCode::OK)
 }
 
+/// Users whose username or display name contains `q`.
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
+    params(
+        ("q" = Option<String>, Query, description = "Text in the username or display name"),
+        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
+        ("offset" = Option<u32>, Query),
+    ),
+    responses(
+        (status = 200, body = Vec<users::PublicUser>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ))]
 async fn list(state: Arc<AppState>, _user: AuthUser, q: Query) -> Result<Response, ApiError> {
     let text = q.text("q").unwrap_or("").trim().to_string();
     let limit = validate::limit(q.number("limit", "invalid_limit")?)?;
@@ -120,6 +143,14 @@ async fn list(state: Arc<AppState>, _user: AuthUser, q: Query) -> Result<Respons
     json(&found, StatusCode::OK)
 }
 
+/// A user's public profile.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = users::PublicUser),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn one(id: i64, state: Arc<AppState>, _user: AuthUser) -> Result<Response, ApiError> {
     let id = UserId(id);
     let mut user = state
@@ -132,7 +163,7 @@ async fn one(id: i64, state: Arc<AppState>, _user: AuthUser) -> Result<Response,
 }
 
 /// `PATCH /v1/me`: a field that is absent stays; `null` (or an empty string) clears it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProfileBody {
     #[serde(default, deserialize_with = "present")]
@@ -153,6 +184,13 @@ fn cleaned(value: Option<Option<String>>) -> Option<Option<String>> {
     value.map(|v| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
 }
 
+/// Changes the caller's display name, avatar URL or public key.
+#[utoipa::path(patch, path = "/v1/me", tag = "users", security(("bearer" = [])),
+    request_body = ProfileBody, responses(
+        (status = 200, body = users::Profile),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ))]
 async fn update_me(
     state: Arc<AppState>,
     user: AuthUser,
@@ -184,7 +222,7 @@ async fn update_me(
     json(&profile, StatusCode::OK)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     current_password: String,
@@ -192,6 +230,13 @@ struct PasswordBody {
 }
 
 /// Changes the password and signs the user out of every session (refresh tokens revoked).
+#[utoipa::path(put, path = "/v1/me/password", tag = "users", security(("bearer" = [])),
+    request_body = PasswordBody, responses(
+        (status = 204, description = "Changed; every refresh token is revoked"),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "The current password is wrong", body = ErrorBody),
+    ))]
 async fn change_password(
     state: Arc<AppState>,
     user: AuthUser,

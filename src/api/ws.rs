@@ -11,15 +11,14 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
-use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{query, respond, with_state, Query};
+use super::{query, respond, with_state, Query, Routes};
 use crate::app::AppState;
 use crate::auth::bearer;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ids::MessageId;
 
 /// The connection's upgrade handle, put in the request's extensions by `net` (hyper's own
@@ -36,18 +35,32 @@ impl UpgradeSlot {
 /// Bytes each socket keeps for reading frames: small, because idle sockets are most sockets.
 const READ_BUFFER: usize = 4096;
 
-pub fn route(state: &Arc<AppState>) -> BoxedFilter<(Response,)> {
-    warp::path!("ws")
-        .and(warp::get())
-        .and(with_state(state))
-        .and(query())
-        .and(warp::header::headers_cloned())
-        .and(warp::ext::optional::<UpgradeSlot>())
-        .then(upgrade)
-        .map(respond)
-        .boxed()
+pub fn routes(state: &Arc<AppState>, r: &mut Routes) {
+    r.add::<__path_upgrade>(
+        warp::path!("ws")
+            .and(warp::get())
+            .and(with_state(state))
+            .and(query())
+            .and(warp::header::headers_cloned())
+            .and(warp::ext::optional::<UpgradeSlot>())
+            .then(upgrade)
+            .map(respond),
+    );
 }
 
+/// The WebSocket. After the upgrade, frames are JSON text: see the README and API.md for the
+/// frame types in both directions.
+#[utoipa::path(get, path = "/ws", tag = "socket",
+    params(
+        ("token" = Option<String>, Query, description = "Access token (or Authorization: Bearer)"),
+        ("since" = Option<i64>, Query,
+            description = "Replay every message with a higher id first, then send ready"),
+    ),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake", body = ErrorBody),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+    ))]
 async fn upgrade(
     state: Arc<AppState>,
     q: Query,

@@ -13,7 +13,8 @@ use crate::error::ApiError;
 use crate::hub::{Event, EventKind, Outbound};
 use crate::ids::{GroupId, MessageId, UserId};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,
     Admin,
@@ -50,13 +51,7 @@ impl rusqlite::types::FromSql for Role {
     }
 }
 
-impl Serialize for Role {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub id: GroupId,
     pub kind: String,
@@ -71,21 +66,21 @@ pub struct Group {
     pub peer: Option<Peer>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Peer {
     pub id: UserId,
     pub username: String,
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupWithMembers {
     #[serde(flatten)]
     pub group: Group,
     pub members: Vec<Member>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupSummary {
     #[serde(flatten)]
     pub group: Group,
@@ -94,7 +89,7 @@ pub struct GroupSummary {
     pub last_read_id: MessageId,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub id: UserId,
     pub username: String,

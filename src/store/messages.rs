@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::hub::{Event, EventKind, Outbound};
 use crate::ids::{GroupId, MessageId, UserId};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: MessageId,
     pub group_id: GroupId,

@@ -12,6 +12,7 @@ mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
@@ -20,6 +21,7 @@ use tokio::sync::oneshot;
 use crate::config::SyncMode;
 use crate::error::ApiError;
 use crate::hub::{Hub, Outbound};
+use crate::metrics::Metrics;
 
 pub use writer::Written;
 
@@ -64,11 +66,17 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<String>, String> {
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: Arc<writer::Writer>,
+    metrics: Arc<Metrics>,
 }
 
 impl Store {
     /// Opens (creating if needed) and migrates the database, and starts the writer.
-    pub fn open(path: &Path, sync: SyncMode, hub: Arc<Hub>) -> Result<Store, String> {
+    pub fn open(
+        path: &Path,
+        sync: SyncMode,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Store, String> {
         let mut conn = open_connection(path, sync)?;
         migrate(&mut conn)?;
         let manager = SqliteConnectionManager::file(path)
@@ -79,10 +87,11 @@ impl Store {
             .min_idle(Some(2))
             .build(manager)
             .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
-        let writer = writer::Writer::start(conn, hub)?;
+        let writer = writer::Writer::start(conn, hub, Arc::clone(&metrics))?;
         Ok(Store {
             pool,
             writer: Arc::new(writer),
+            metrics,
         })
     }
 
@@ -92,9 +101,13 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, metrics) = (self.pool.clone(), Arc::clone(&self.metrics));
         tokio::task::spawn_blocking(move || {
+            let waiting = Instant::now();
             let conn = pool.get()?;
+            metrics
+                .pool_wait_seconds
+                .observe(waiting.elapsed().as_secs_f64());
             f(&conn)
         })
         .await

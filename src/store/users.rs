@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::ids::UserId;
 
 /// A user's own view of their account (the only place an email appears).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     pub id: UserId,
     pub username: String,
@@ -19,7 +19,7 @@ pub struct Profile {
 }
 
 /// What anyone signed in may see of a user.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PublicUser {
     pub id: UserId,
     pub username: String,

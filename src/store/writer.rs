@@ -8,12 +8,14 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
-use crate::hub::{Hub, Outbound};
+use crate::hub::{EventKind, Hub, Outbound};
+use crate::metrics::Metrics;
 
 /// Most writes in one transaction; bounds the latency one batch adds to the next.
 const MAX_BATCH: usize = 512;
@@ -39,11 +41,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection, hub: Arc<Hub>) -> Result<Writer, String> {
+    pub fn start(conn: Connection, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Result<Writer, String> {
         let (tx, rx) = mpsc::channel::<Job>();
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, rx, hub))
+            .spawn(move || run(conn, rx, hub, metrics))
             .map_err(|e| format!("cannot start the database writer: {e}"))?;
         Ok(Writer { tx })
     }
@@ -107,7 +109,7 @@ fn in_savepoint<T>(
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, hub: Arc<Hub>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, hub: Arc<Hub>, metrics: Arc<Metrics>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -116,12 +118,17 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, hub: Arc<Hub>) {
                 Err(_) => break,
             }
         }
-        run_batch(&conn, batch, &hub);
+        let started = Instant::now();
+        metrics.write_batch_size.observe(batch.len() as f64);
+        run_batch(&conn, batch, &hub, &metrics);
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
     tracing::debug!("database writer stopped");
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
+fn run_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "cannot begin a write transaction");
         for job in batch {
@@ -134,6 +141,11 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
         Ok(()) => {
             for d in done {
                 for event in d.events {
+                    if let Outbound::Group(_, e) = &event {
+                        if matches!(e.kind, EventKind::Message { .. }) {
+                            metrics.messages_stored.inc();
+                        }
+                    }
                     hub.publish(event);
                 }
                 (d.answer)(None);

@@ -111,6 +111,7 @@ impl Session {
             last_heard: Instant::now(),
             last_typing: HashMap::new(),
         };
+        state.metrics.open_sockets.inc();
         if registration.first {
             announce_online(&state, user).await;
         }
@@ -119,6 +120,7 @@ impl Session {
             Err(end) => end,
         };
         session.close(end).await;
+        state.metrics.open_sockets.dec();
         if registration.release() {
             announce_offline(&state, user).await;
         }
@@ -250,6 +252,7 @@ impl Session {
             Ok(event) => self.deliver(group, &event).await,
             Err(BroadcastStreamRecvError::Lagged(missed)) => {
                 tracing::debug!(user = %self.user, %group, missed, "socket lagged; catching up");
+                self.state.metrics.lagged.inc();
                 self.catch_up(group).await
             }
         }
@@ -490,6 +493,7 @@ impl Session {
     }
 
     async fn feed(&mut self, text: Utf8Bytes) -> Step {
+        self.state.metrics.deliveries.inc();
         self.ws
             .feed(Frame::Text(text))
             .await
@@ -505,7 +509,10 @@ impl Session {
             End::ClientClosed => (CloseCode::Normal, ""),
             End::Shutdown => (CloseCode::Away, "server shutting down"),
             End::TooBig => (CloseCode::Size, "message too big"),
-            End::Lagged => (CloseCode::Again, "too far behind; reconnect with since"),
+            End::Lagged => {
+                self.state.metrics.slow_closed.inc();
+                (CloseCode::Again, "too far behind; reconnect with since")
+            }
             End::Idle => (CloseCode::Away, "no answer to pings"),
             End::Broken => return,
         };

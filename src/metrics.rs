@@ -1,0 +1,139 @@
+//! Prometheus metrics (OpenMetrics text): requests by route and status with latency, sockets,
+//! messages stored, deliveries, slow sockets, and the database's pool wait and write batches.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route template (`/v1/groups/{id}`), or `unmatched`.
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub method: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to ~1.6 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub open_sockets: Gauge,
+    pub messages_stored: Counter,
+    pub deliveries: Counter,
+    pub lagged: Counter,
+    pub slow_closed: Counter,
+    pub pool_wait_seconds: Histogram,
+    pub write_batch_size: Histogram,
+    pub commit_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let m = Metrics {
+            registry: Registry::with_prefix("chatserver"),
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram),
+            open_sockets: Gauge::default(),
+            messages_stored: Counter::default(),
+            deliveries: Counter::default(),
+            lagged: Counter::default(),
+            slow_closed: Counter::default(),
+            pool_wait_seconds: latency_histogram(),
+            write_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            commit_seconds: latency_histogram(),
+        };
+        let mut registry = m.registry;
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route and method",
+            m.request_seconds.clone(),
+        );
+        registry.register(
+            "websocket_open",
+            "Open WebSocket connections",
+            m.open_sockets.clone(),
+        );
+        registry.register(
+            "messages_stored",
+            "Messages committed",
+            m.messages_stored.clone(),
+        );
+        registry.register(
+            "websocket_deliveries",
+            "Frames sent to WebSocket clients",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "websocket_lagged",
+            "Times a socket fell behind its conversation's buffer and caught up from the database",
+            m.lagged.clone(),
+        );
+        registry.register(
+            "websocket_slow_closed",
+            "Sockets closed with 1013 for falling too far behind",
+            m.slow_closed.clone(),
+        );
+        registry.register(
+            "db_pool_wait_seconds",
+            "Time waiting for a pooled read connection",
+            m.pool_wait_seconds.clone(),
+        );
+        registry.register(
+            "db_write_batch_size",
+            "Writes committed together in one transaction",
+            m.write_batch_size.clone(),
+        );
+        registry.register(
+            "db_commit_duration_seconds",
+            "Time to run and commit one batch of writes",
+            m.commit_seconds.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let (route, method) = (route.to_string(), method.to_string());
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                method: method.clone(),
+                status,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&RouteLabels { route, method })
+            .observe(seconds);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
