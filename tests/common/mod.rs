@@ -270,6 +270,161 @@ impl Api {
     pub async fn ws_connect(&self, token: &str, since: Option<i64>) -> Ws {
         Ws::connect(self.addr, token, since).await
     }
+
+    /// A socket of `who` whose `ready` frame has been read: registered with the server.
+    pub async fn ws_ready(&self, who: &Session) -> Ws {
+        let mut ws = self.ws_connect(&who.token, None).await;
+        let ready = ws.expect_type("ready").await;
+        assert_eq!(
+            ready["user_id"], who.id,
+            "ready of {}: {ready}",
+            who.username
+        );
+        ws
+    }
+
+    // --- direct conversations, edits, read markers, search (issue 3) ---
+
+    /// `POST /v1/direct/{peer}`.
+    pub async fn direct(&self, by: &Session, peer: i64) -> (u16, Value) {
+        self.post_empty(&format!("/v1/direct/{peer}"), by.auth())
+            .await
+    }
+
+    /// `POST /v1/direct/{peer}`, which must answer 200 or 201; returns the conversation id.
+    pub async fn direct_id(&self, by: &Session, peer: i64) -> i64 {
+        let (status, body) = self.direct(by, peer).await;
+        assert!(
+            status == 200 || status == 201,
+            "direct {} -> {peer}: {status} {body}",
+            by.username
+        );
+        body["id"].as_i64().expect("direct conversation id")
+    }
+
+    /// `POST /v1/messages/direct/{peer}`, which must answer 201; returns the message.
+    pub async fn send_direct(&self, by: &Session, peer: i64, content: &str) -> Value {
+        let (status, body) = self
+            .post_json(
+                &format!("/v1/messages/direct/{peer}"),
+                by.auth(),
+                &json!({"content": content}),
+            )
+            .await;
+        assert_eq!(status, 201, "send direct {} -> {peer}: {body}", by.username);
+        body
+    }
+
+    /// `GET /v1/messages/direct/{peer}?{query}`, which must answer 200; returns (messages, has_more).
+    pub async fn direct_history(&self, by: &Session, peer: i64, query: &str) -> (Vec<Value>, bool) {
+        let (status, body) = self
+            .get(&format!("/v1/messages/direct/{peer}?{query}"), by.auth())
+            .await;
+        assert_eq!(status, 200, "direct history with {peer} ?{query}: {body}");
+        let messages = body["messages"]
+            .as_array()
+            .expect("direct history: messages array")
+            .clone();
+        let has_more = body["has_more"]
+            .as_bool()
+            .expect("direct history: has_more bool");
+        (messages, has_more)
+    }
+
+    /// `PATCH /v1/messages/{id}` with `{content}`.
+    pub async fn edit(&self, by: &Session, message: i64, content: &str) -> (u16, Value) {
+        self.patch(
+            &format!("/v1/messages/{message}"),
+            by.auth(),
+            &json!({"content": content}),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/messages/{id}`.
+    pub async fn delete_message(&self, by: &Session, message: i64) -> (u16, Value) {
+        self.delete(&format!("/v1/messages/{message}"), by.auth())
+            .await
+    }
+
+    /// `POST /v1/groups/{id}/read` with `{message_id}`.
+    pub async fn mark_read(&self, by: &Session, group: i64, message: i64) -> (u16, Value) {
+        self.post_json(
+            &format!("/v1/groups/{group}/read"),
+            by.auth(),
+            &json!({"message_id": message}),
+        )
+        .await
+    }
+
+    /// `GET /v1/groups`, which must answer 200 with an array.
+    pub async fn conversations(&self, by: &Session) -> Vec<Value> {
+        let (status, body) = self.get("/v1/groups", by.auth()).await;
+        assert_eq!(status, 200, "list conversations of {}: {body}", by.username);
+        body.as_array().expect("GET /v1/groups: array").clone()
+    }
+
+    /// The entry for `group` in `GET /v1/groups` (which must be there).
+    pub async fn conversation(&self, by: &Session, group: i64) -> Value {
+        self.conversations(by)
+            .await
+            .into_iter()
+            .find(|g| g["id"] == group)
+            .unwrap_or_else(|| panic!("{} does not list conversation {group}", by.username))
+    }
+
+    /// `GET /v1/messages/search?{query}` (the caller percent-encodes; see [`enc`]).
+    pub async fn search(&self, by: &Session, query: &str) -> (u16, Value) {
+        self.get(&format!("/v1/messages/search?{query}"), by.auth())
+            .await
+    }
+
+    /// Searches for `q` (encoded here), which must answer 200; returns the ids found, in order.
+    pub async fn search_ids(&self, by: &Session, q: &str) -> Vec<i64> {
+        let (status, body) = self.search(by, &format!("q={}", enc(q))).await;
+        assert_eq!(status, 200, "search {q:?}: {body}");
+        let messages = body["messages"].as_array().expect("search: messages array");
+        for m in messages {
+            assert_message_shape(m);
+        }
+        ids(messages)
+    }
+}
+
+/// Percent-encodes `s` for a query string (everything but unreserved characters).
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Fails if `v` has an `email` key anywhere or contains any of `emails` as text.
+#[track_caller]
+pub fn assert_no_email(v: &Value, emails: &[&str], what: &str) {
+    fn walk(v: &Value, what: &str) {
+        match v {
+            Value::Object(map) => {
+                assert!(!map.contains_key("email"), "{what} leaks an email: {v}");
+                map.values().for_each(|x| walk(x, what));
+            }
+            Value::Array(items) => items.iter().for_each(|x| walk(x, what)),
+            _ => {}
+        }
+    }
+    walk(v, what);
+    let text = v.to_string().to_lowercase();
+    for e in emails {
+        assert!(
+            !text.contains(&e.to_lowercase()),
+            "{what} contains the email {e}: {v}"
+        );
+    }
 }
 
 fn parse_body(method: &Method, path: &str, status: u16, text: &str) -> Value {
@@ -456,6 +611,11 @@ impl TestServer {
     }
 
     /// Takes the server out, e.g. to shut it down from another task.
+    /// The running server (its state, route table and addresses).
+    pub fn server(&self) -> &chatserver::app::Server {
+        self.server.as_ref().expect("server running")
+    }
+
     pub fn take_server(&mut self) -> chatserver::app::Server {
         self.server.take().expect("server running")
     }
@@ -696,6 +856,37 @@ impl Ws {
                 None => return (Closed::Abrupt("stream ended".into()), frames),
             }
         }
+    }
+
+    /// Frames (presence skipped) up to and including the first of type `ty`.
+    pub async fn frames_until(&mut self, ty: &str) -> Vec<Value> {
+        let mut frames = Vec::new();
+        loop {
+            let v = self.next_json().await;
+            let done = v["type"] == ty;
+            frames.push(v);
+            if done {
+                return frames;
+            }
+        }
+    }
+
+    /// The next frame, presence included, must have `type` = `ty`.
+    pub async fn expect_raw_type(&mut self, ty: &str) -> Value {
+        let v = self.next_json_raw().await;
+        assert_eq!(v["type"], ty, "expected a `{ty}` frame, got {v}");
+        v
+    }
+
+    /// Closes from the client side and waits for the server's close frame, so the server has
+    /// ended this socket's session when this returns.
+    pub async fn close(mut self) {
+        self.send(Message::Close(None)).await;
+        let (how, _) = self.until_closed().await;
+        assert!(
+            !matches!(how, Closed::Abrupt(_)),
+            "expected a close frame in answer, got {how:?}"
+        );
     }
 
     /// Use sparingly: proves nothing arrives within `window`. Prefer proving order instead.
