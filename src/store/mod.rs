@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
@@ -42,6 +43,18 @@ pub fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, String
 
 fn configure(conn: &Connection, sync: SyncMode) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // SQLite's own lower() and LIKE fold ASCII only; names are not only ASCII.
+    conn.create_scalar_function(
+        "casefold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(ctx
+                .get::<Option<String>>(0)?
+                .map(|s| s.to_lowercase())
+                .unwrap_or_default())
+        },
+    )?;
     // journal_mode answers with a row, so it is read rather than executed.
     let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     conn.execute_batch(&format!(

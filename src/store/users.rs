@@ -119,27 +119,21 @@ pub fn credentials(conn: &Connection, login: &str) -> Result<Option<(UserId, Str
         .optional()?)
 }
 
-/// Users whose username or display name contains `query`, by username.
+/// Users whose username or display name contains `query`, ignoring case (in any script),
+/// by username.
 pub fn search(
     conn: &Connection,
     query: &str,
     limit: u32,
     offset: u32,
 ) -> Result<Vec<PublicUser>, ApiError> {
-    let pattern = format!(
-        "%{}%",
-        query
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
     let sql = format!(
         "SELECT {PUBLIC_COLUMNS} FROM users
-         WHERE username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\'
+         WHERE instr(casefold(username), ?1) > 0 OR instr(casefold(display_name), ?1) > 0
          ORDER BY username COLLATE NOCASE LIMIT ?2 OFFSET ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![pattern, limit, offset], public_row)?;
+    let rows = stmt.query_map(params![query.to_lowercase(), limit, offset], public_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
