@@ -45,9 +45,15 @@ async fn every_served_route_is_documented_and_every_documented_one_served() {
     let served = served(&server);
     let documented = documented(&doc);
     let undocumented: Vec<_> = served.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "served but not in /openapi.json: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "served but not in /openapi.json: {undocumented:?}"
+    );
     let phantom: Vec<_> = documented.difference(&served).collect();
-    assert!(phantom.is_empty(), "in /openapi.json but not served: {phantom:?}");
+    assert!(
+        phantom.is_empty(),
+        "in /openapi.json but not served: {phantom:?}"
+    );
     // The contract's routes are all there (a sample across every area).
     for route in [
         ("POST", "/v1/users/register"),
@@ -84,7 +90,9 @@ async fn the_route_table_matches_what_the_router_answers() {
         );
     }
     // And the probe can tell: an unknown route is "no such route".
-    let (status, body) = server.raw(Method::GET, "/v1/nothing/here", None, None).await;
+    let (status, body) = server
+        .raw(Method::GET, "/v1/nothing/here", None, None)
+        .await;
     assert_eq!(status, 404);
     assert!(body.contains("no such route"), "{body}");
 }
@@ -99,15 +107,31 @@ async fn operations_describe_their_bodies_and_errors() {
         "{send}"
     );
     for status in ["201", "400", "401", "403", "404"] {
-        assert!(send["responses"][status].is_object(), "no {status} in {send}");
+        assert!(
+            send["responses"][status].is_object(),
+            "no {status} in {send}"
+        );
     }
-    assert!(send["security"].is_array(), "protected routes name the bearer scheme");
+    assert!(
+        send["security"].is_array(),
+        "protected routes name the bearer scheme"
+    );
     let message = &doc["components"]["schemas"]["Message"]["properties"];
     for field in [
-        "id", "group_id", "sender_id", "sender_username", "content", "timestamp", "edited_at",
-        "deleted", "client_id",
+        "id",
+        "group_id",
+        "sender_id",
+        "sender_username",
+        "content",
+        "timestamp",
+        "edited_at",
+        "deleted",
+        "client_id",
     ] {
-        assert!(message[field].is_object(), "Message schema lacks {field}: {message}");
+        assert!(
+            message[field].is_object(),
+            "Message schema lacks {field}: {message}"
+        );
     }
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer",

@@ -41,19 +41,30 @@ async fn metrics_count_requests_messages_sockets_and_deliveries() {
     let text = metrics_text(&server).await;
     let sent = r#"chatserver_http_requests_total{route="/v1/messages/group/{id}",method="POST",status="201"}"#;
     assert_eq!(sample(&text, sent), Some(3.0), "{text}");
-    let missing = r#"chatserver_http_requests_total{route="/v1/groups/{id}",method="GET",status="404"}"#;
+    let missing =
+        r#"chatserver_http_requests_total{route="/v1/groups/{id}",method="GET",status="404"}"#;
     assert_eq!(sample(&text, missing), Some(1.0), "{text}");
-    let latency =
-        r#"chatserver_http_request_duration_seconds_count{route="/v1/messages/group/{id}",method="POST"}"#;
+    let latency = r#"chatserver_http_request_duration_seconds_count{route="/v1/messages/group/{id}",method="POST"}"#;
     assert_eq!(sample(&text, latency), Some(3.0), "{text}");
-    assert_eq!(sample(&text, "chatserver_messages_stored_total"), Some(3.0), "{text}");
-    assert_eq!(sample(&text, "chatserver_websocket_open"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "chatserver_messages_stored_total"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "chatserver_websocket_open"),
+        Some(1.0),
+        "{text}"
+    );
     // ready + 3 messages at least (presence may add more).
     let delivered = sample(&text, "chatserver_websocket_deliveries_total").unwrap();
     assert!(delivered >= 4.0, "{text}");
     assert!(sample(&text, "chatserver_db_pool_wait_seconds_count").unwrap() > 0.0);
     assert!(sample(&text, "chatserver_db_write_batch_size_count").unwrap() >= 3.0);
-    for name in ["chatserver_websocket_lagged_total", "chatserver_websocket_slow_closed_total"] {
+    for name in [
+        "chatserver_websocket_lagged_total",
+        "chatserver_websocket_slow_closed_total",
+    ] {
         assert_eq!(sample(&text, name), Some(0.0), "{name}: {text}");
     }
     // Unknown paths are counted without inventing a route per path.
@@ -96,14 +107,20 @@ async fn cors_answers_preflights_for_allowed_origins_only() {
         .request(Method::OPTIONS, server.url("/v1/groups"))
         .header("origin", ALLOWED)
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization, content-type")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(preflight.status().as_u16(), 204);
     let h = preflight.headers();
     assert_eq!(h["access-control-allow-origin"], ALLOWED);
-    assert!(h["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert!(h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
     let allowed_headers = h["access-control-allow-headers"].to_str().unwrap();
     assert!(allowed_headers.contains("authorization") && allowed_headers.contains("content-type"));
 
@@ -114,7 +131,10 @@ async fn cors_answers_preflights_for_allowed_origins_only() {
     for origin in ["http://evil.example", "null"] {
         let refused = with_origin(&server, Method::GET, "/healthz", origin).await;
         assert_eq!(refused.status().as_u16(), 403, "{origin}");
-        assert!(refused.headers().get("access-control-allow-origin").is_none());
+        assert!(refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
         let body: serde_json::Value = refused.json().await.unwrap();
         assert_eq!(body["code"], "forbidden", "{body}");
     }
@@ -140,7 +160,11 @@ async fn without_cors_flags_other_origins_are_refused_including_the_socket() {
         HeaderValue::from_static("http://elsewhere.example"),
     );
     let (status, body) = ws_refused(request).await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
 
     // From the server's own page the socket opens.
     let mut request = url.as_str().into_client_request().unwrap();
@@ -163,14 +187,17 @@ async fn logs_name_routes_and_never_passwords_tokens_or_message_bodies() {
         .await;
     let session = server.session("logcheck", secret_password).await;
     let ava = server.ava().await;
-    let group = server.create_group(&ava, "Logs", &[user["id"].as_i64().unwrap()]).await;
+    let group = server
+        .create_group(&ava, "Logs", &[user["id"].as_i64().unwrap()])
+        .await;
     let body = "a private sentence that must stay out of logs";
     server.send(&session, group, body).await;
     let mut ws = server.ws_connect(&session.token, None).await;
     ws.expect_type("ready").await;
     ws.stream
         .send(tokio_tungstenite::tungstenite::Message::text(
-            json!({"type": "send", "group_id": group, "content": body, "client_id": "x"}).to_string(),
+            json!({"type": "send", "group_id": group, "content": body, "client_id": "x"})
+                .to_string(),
         ))
         .await
         .unwrap();

@@ -878,8 +878,9 @@ impl Ws {
         v
     }
 
-    /// Closes from the client side and waits for the server's close frame, so the server has
-    /// ended this socket's session when this returns.
+    /// Closes from the client side and waits for the server's close frame: the server has
+    /// stopped serving this socket (what it does on the socket's end may follow a moment later,
+    /// so callers wait for its effects, e.g. a `presence` frame, rather than assume them).
     pub async fn close(mut self) {
         self.send(Message::Close(None)).await;
         let (how, _) = self.until_closed().await;

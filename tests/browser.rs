@@ -1,0 +1,332 @@
+//! The embedded web client in a real browser: headless Chromium (Debian's `chromium`), driven
+//! over the DevTools protocol. Ava and Mike log in in two tabs; Ava sends; Mike sees it live.
+//!
+//! Skipped with a message when Chromium is not installed, unless CHATSERVER_REQUIRE_BROWSER
+//! is set (as `.ci/run` does, after installing it), in which case its absence is a failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const STEP: Duration = Duration::from_secs(20);
+
+fn find_chromium() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var("CHROMIUM").ok(),
+        Some("/usr/bin/chromium".into()),
+        Some("/usr/bin/chromium-browser".into()),
+        Some("/usr/bin/google-chrome".into()),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Chromium with a throwaway profile, killed on drop.
+struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+    cdp: Cdp,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The DevTools endpoint Chromium writes into its profile once it listens.
+async fn devtools_url(profile: &Path) -> String {
+    let file = profile.join("DevToolsActivePort");
+    tokio::time::timeout(STEP, async {
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                let mut lines = text.lines();
+                if let (Some(port), Some(path)) = (lines.next(), lines.next()) {
+                    return format!("ws://127.0.0.1:{port}{path}");
+                }
+            }
+            // Chromium gives no other signal that it is listening; poll its file.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("chromium did not start its DevTools endpoint")
+}
+
+impl Browser {
+    async fn launch(binary: &Path) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let child = Command::new(binary)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromium");
+        let url = devtools_url(profile.path()).await;
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("connect to chromium");
+        Browser {
+            child,
+            _profile: profile,
+            cdp: Cdp { ws, next_id: 0 },
+        }
+    }
+
+    /// A new tab at `url`, in its own browser context (separate storage).
+    async fn tab(&mut self, url: &str) -> String {
+        let context = self
+            .cdp
+            .call(None, "Target.createBrowserContext", json!({}))
+            .await["browserContextId"]
+            .clone();
+        let target = self
+            .cdp
+            .call(
+                None,
+                "Target.createTarget",
+                json!({"url": url, "browserContextId": context}),
+            )
+            .await["targetId"]
+            .clone();
+        let session = self
+            .cdp
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": target, "flatten": true}),
+            )
+            .await["sessionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        session
+    }
+
+    /// Evaluates `expression` in the tab (awaiting a returned promise) and returns its value.
+    async fn eval(&mut self, session: &str, expression: &str) -> Value {
+        let result = self
+            .cdp
+            .call(
+                Some(session),
+                "Runtime.evaluate",
+                json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
+            )
+            .await;
+        if let Some(exception) = result.get("exceptionDetails") {
+            panic!("{expression}\nthrew: {exception}");
+        }
+        result["result"]["value"].clone()
+    }
+
+    /// Resolves once `condition` (a JS expression) is truthy in the page, re-checked on every
+    /// DOM change and every 100 ms inside the page; fails after STEP.
+    async fn wait_for(&mut self, session: &str, condition: &str, what: &str) {
+        let script = format!(
+            r#"new Promise((resolve, reject) => {{
+                const check = () => {{ try {{ return !!({condition}); }} catch (e) {{ return false; }} }};
+                if (check()) return resolve(true);
+                let observer, timer;
+                const recheck = () => {{
+                    if (check()) {{ observer.disconnect(); clearInterval(timer); resolve(true); }}
+                }};
+                observer = new MutationObserver(recheck);
+                observer.observe(document, {{subtree: true, childList: true, characterData: true, attributes: true}});
+                // Not every change is a DOM mutation (readyState, for one).
+                document.addEventListener('readystatechange', recheck);
+                timer = setInterval(recheck, 100);
+                setTimeout(() => {{ observer.disconnect(); clearInterval(timer); resolve(check()); }}, {ms});
+            }})"#,
+            ms = STEP.as_millis() - 1000,
+        );
+        let ok = tokio::time::timeout(STEP, self.eval(session, &script))
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+        if ok != Value::Bool(true) {
+            let page = self
+                .eval(session, "document.body ? document.body.innerText : ''")
+                .await;
+            panic!("{what}: not seen within {STEP:?}; the page shows:\n{page}");
+        }
+    }
+
+    async fn log_in(&mut self, session: &str, username: &str) {
+        // `complete`: the client's script has run, so the form's submit is handled by it.
+        self.wait_for(
+            session,
+            "document.readyState === 'complete' && document.querySelector('#login-form')",
+            "the login form",
+        )
+        .await;
+        let script = format!(
+            r#"(() => {{
+                const set = (sel, value) => {{
+                    const input = document.querySelector(sel);
+                    input.value = value;
+                    input.dispatchEvent(new Event('input', {{bubbles: true}}));
+                }};
+                set('#login-username', {username:?});
+                set('#login-password', 'password');
+                document.querySelector('#login-submit').click();
+                return true;
+            }})()"#
+        );
+        self.eval(session, &script).await;
+        self.wait_for(
+            session,
+            "document.querySelector('#status') && document.querySelector('#status').textContent.trim() === 'connected'",
+            &format!("{username}'s socket to connect"),
+        )
+        .await;
+    }
+
+    async fn open_conversation(&mut self, session: &str, id: i64) {
+        let selector = format!("#conversations [data-conversation-id=\"{id}\"]");
+        self.wait_for(
+            session,
+            &format!("document.querySelector('{selector}')"),
+            "the conversation in the list",
+        )
+        .await;
+        self.eval(
+            session,
+            &format!("document.querySelector('{selector}').click(), true"),
+        )
+        .await;
+        self.wait_for(
+            session,
+            "document.querySelector('#composer-input')",
+            "the composer",
+        )
+        .await;
+    }
+}
+
+struct Cdp {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+impl Cdp {
+    /// One DevTools command; events that arrive meanwhile are skipped.
+    async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .await
+            .expect("send to chromium");
+        loop {
+            let frame = tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("chromium did not answer {method}"))
+                .expect("chromium closed the connection")
+                .expect("read from chromium");
+            let Message::Text(text) = frame else { continue };
+            let reply: Value = serde_json::from_str(text.as_str()).unwrap();
+            if reply["id"] == id {
+                if let Some(err) = reply.get("error") {
+                    panic!("{method}: {err}");
+                }
+                return reply["result"].clone();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_chat_live() {
+    let Some(chromium) = find_chromium() else {
+        if std::env::var_os("CHATSERVER_REQUIRE_BROWSER").is_some() {
+            panic!("CHATSERVER_REQUIRE_BROWSER is set but Chromium is not installed");
+        }
+        eprintln!("skipping the browser test: Chromium not found (apt-get install chromium)");
+        return;
+    };
+    let server = TestServer::start().await;
+    let page = format!("http://{}/", server.addr);
+    let mut browser = Browser::launch(&chromium).await;
+    let ava = browser.tab(&page).await;
+    let mike = browser.tab(&page).await;
+
+    browser.log_in(&ava, "Ava").await;
+    browser.log_in(&mike, "Mike").await;
+    browser.open_conversation(&mike, GENERAL).await;
+    browser.open_conversation(&ava, GENERAL).await;
+
+    let text = format!("Hello from Ava's browser {}", std::process::id());
+    let send = format!(
+        r#"(() => {{
+            const input = document.querySelector('#composer-input');
+            input.value = {text:?};
+            input.dispatchEvent(new Event('input', {{bubbles: true}}));
+            document.querySelector('#composer-send').click();
+            return true;
+        }})()"#
+    );
+    browser.eval(&ava, &send).await;
+
+    let seen = format!(
+        "[...document.querySelectorAll('#messages [data-message-id]')].some(m => m.textContent.includes({text:?}))"
+    );
+    browser
+        .wait_for(&mike, &seen, "Ava's message in Mike's browser")
+        .await;
+    browser
+        .wait_for(&ava, &seen, "Ava's message in her own browser")
+        .await;
+
+    // It was really sent through the server, once.
+    let (status, page) = server
+        .get(
+            &format!("/v1/messages/group/{GENERAL}"),
+            Some(&server.ava().await.token),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let copies = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["content"] == text.as_str())
+        .count();
+    assert_eq!(copies, 1, "{page}");
+    let in_mikes_page = browser
+        .eval(
+            &mike,
+            &format!(
+                "[...document.querySelectorAll('#messages [data-message-id]')].filter(m => m.textContent.includes({text:?})).length"
+            ),
+        )
+        .await;
+    assert_eq!(in_mikes_page, json!(1), "shown once in Mike's browser");
+}
