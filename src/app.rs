@@ -11,11 +11,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::RouteInfo;
-use crate::auth::{self, Keys, Passwords};
+use crate::auth::{self, Accounts, Keys, Passwords};
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::error::ApiError;
-use crate::hub::Hub;
+use crate::hub::{Event, EventKind, Hub, Outbound};
+use crate::ids::GroupId;
+use crate::limits::LoginGuard;
 use crate::metrics::Metrics;
 use crate::store::{seed, settings, written, Store};
 
@@ -25,6 +27,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub keys: Arc<Keys>,
     pub passwords: Passwords,
+    pub accounts: Accounts,
+    pub login_guard: LoginGuard,
     pub metrics: Arc<Metrics>,
     pub cors: Cors,
     pub shutdown: CancellationToken,
@@ -92,6 +96,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         })
         .await?;
 
+    let accounts = store.read(Accounts::load).await?;
     let (listener, addr) = bind(config.addr).await?;
     let metrics_listener = match config.metrics_addr {
         Some(a) => Some(bind(a).await?),
@@ -100,6 +105,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let state = Arc::new(AppState {
         keys: Arc::new(Keys::new(secret.as_bytes(), config.access_ttl)),
         cors: Cors::new(&config.cors_origins),
+        login_guard: LoginGuard::new(config.account_login_limit, config.address_login_limit),
+        accounts,
         config,
         store,
         hub,
@@ -114,6 +121,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         filter,
         Arc::clone(&state),
     ))];
+    tasks.push(tokio::spawn(watch_deletions(Arc::clone(&state))));
     let mut metrics_addr = None;
     if let Some((listener, a)) = metrics_listener {
         let only_metrics = crate::api::metrics_only(&state);
@@ -133,6 +141,28 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         routes,
         tasks,
     })
+}
+
+/// Notices accounts deleted by the CLI: their tokens stop working and their sockets close.
+async fn watch_deletions(state: Arc<AppState>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match state.accounts.refresh(&state.store).await {
+            Ok(gone) => {
+                for user in gone {
+                    tracing::info!(%user, "account deleted; closing its sockets");
+                    let event =
+                        Event::new(GroupId(0), EventKind::AccountClosed, &"account deleted");
+                    state.hub.publish(Outbound::User(user, Arc::new(event)));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "checking for deleted accounts"),
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {

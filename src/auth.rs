@@ -1,7 +1,9 @@
 //! Who is calling: bcrypt password hashes, JWT access tokens, refresh tokens, and the
 //! `authenticated()` filter every protected route starts with.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,6 +17,7 @@ use warp::Filter;
 
 use crate::error::ApiError;
 use crate::ids::UserId;
+use crate::store::{users, Store};
 
 #[derive(Clone, Copy, Debug)]
 pub struct AuthUser {
@@ -71,6 +74,10 @@ impl Keys {
     pub fn verify(&self, token: &str) -> Result<AuthUser, ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+        // A token issued in the future (beyond the clock leeway) was not issued by us.
+        if data.claims.iat > unix_now() + self.validation.leeway {
+            return Err(ApiError::unauthorized("invalid or expired token"));
+        }
         let id = data
             .claims
             .sub
@@ -155,6 +162,75 @@ impl Passwords {
             .run(move || bcrypt::verify(password, &hash).unwrap_or(false))
             .await?;
         Ok(ok && exists)
+    }
+}
+
+/// Which accounts exist, so a deleted account's still-valid tokens stop working. Accounts are
+/// deleted only by the CLI, in another process; it counts deletions in the database and
+/// `watch_deletions` reloads this set within a second of one. A token whose user is not in the
+/// set is checked against the database once (a user created meanwhile).
+#[derive(Default)]
+pub struct Accounts {
+    alive: RwLock<HashSet<UserId>>,
+    deletions: AtomicI64,
+}
+
+impl Accounts {
+    pub fn load(conn: &rusqlite::Connection) -> Result<Accounts, ApiError> {
+        Ok(Accounts {
+            alive: RwLock::new(users::all_ids(conn)?.into_iter().collect()),
+            deletions: AtomicI64::new(users::deletions(conn)?),
+        })
+    }
+
+    fn is_alive(&self, user: UserId) -> bool {
+        self.alive
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&user)
+    }
+
+    pub fn add(&self, user: UserId) {
+        self.alive
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(user);
+    }
+
+    /// Ok if the account exists; 401 if it was deleted.
+    pub async fn ensure(&self, user: UserId, store: &Store) -> Result<(), ApiError> {
+        if self.is_alive(user) {
+            return Ok(());
+        }
+        if store.read(move |c| users::exists(c, user)).await? {
+            self.add(user);
+            return Ok(());
+        }
+        Err(ApiError::unauthorized("this account no longer exists"))
+    }
+
+    /// Reloads the set if accounts were deleted since the last look; returns the deleted ones.
+    pub async fn refresh(&self, store: &Store) -> Result<Vec<UserId>, ApiError> {
+        let seen = self.deletions.load(Ordering::Relaxed);
+        let changed = store
+            .read(move |c| {
+                let now = users::deletions(c)?;
+                Ok(if now == seen {
+                    None
+                } else {
+                    Some((now, users::all_ids(c)?))
+                })
+            })
+            .await?;
+        let Some((now, ids)) = changed else {
+            return Ok(Vec::new());
+        };
+        let fresh: HashSet<UserId> = ids.into_iter().collect();
+        let mut alive = self.alive.write().unwrap_or_else(|p| p.into_inner());
+        let gone = alive.difference(&fresh).copied().collect();
+        *alive = fresh;
+        self.deletions.store(now, Ordering::Relaxed);
+        Ok(gone)
     }
 }
 

@@ -13,7 +13,10 @@ use rusqlite::Connection;
 
 use crate::app::{self, jwt_secret};
 use crate::auth::Keys;
-use crate::config::{Config, SyncMode, DEFAULT_ADDR, DEFAULT_BODY_LIMIT};
+use crate::config::{
+    Config, Registration, SyncMode, DEFAULT_ADDR, DEFAULT_BODY_LIMIT, DEFAULT_SOCKETS_PER_USER,
+};
+use crate::limits::{ACCOUNT_LIMIT, ADDRESS_LIMIT};
 use crate::store::{self, seed, users};
 use crate::validate;
 
@@ -139,6 +142,25 @@ struct ServeArgs {
     /// Serve /metrics on this address (e.g. 127.0.0.1:9090) instead of --addr.
     #[arg(long, env = "CHATSERVER_METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
+    /// closed: only the operator creates accounts (`chatserver user add`).
+    #[arg(
+        long,
+        env = "CHATSERVER_REGISTRATION",
+        value_enum,
+        default_value = "open"
+    )]
+    registration: Registration,
+    /// Open WebSockets one user may hold at once.
+    #[arg(long, env = "CHATSERVER_MAX_SOCKETS_PER_USER", default_value_t = DEFAULT_SOCKETS_PER_USER)]
+    max_sockets_per_user: usize,
+    /// Seconds between pings to each socket; one silent for 2.5 intervals is closed.
+    #[arg(
+        long,
+        env = "CHATSERVER_WS_PING_INTERVAL",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    ws_ping_interval: u64,
 }
 
 const SUBCOMMANDS: &[&str] = &[
@@ -269,6 +291,11 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), String> {
         hub_capacity: 1024,
         cors_origins: args.cors_origin,
         metrics_addr: args.metrics_addr,
+        registration: args.registration,
+        max_sockets_per_user: args.max_sockets_per_user,
+        ws_ping_interval: Duration::from_secs(args.ws_ping_interval),
+        account_login_limit: ACCOUNT_LIMIT,
+        address_login_limit: ADDRESS_LIMIT,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::limits::{Limit, ACCOUNT_LIMIT, ADDRESS_LIMIT};
+
 /// How hard SQLite syncs to disk. `Normal` (WAL + synchronous=NORMAL) survives a crash of
 /// the process: every acknowledged message is in the WAL. `Full` also survives power loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -19,6 +21,13 @@ impl SyncMode {
             SyncMode::Full => "FULL",
         }
     }
+}
+
+/// Whether anyone may create an account over HTTP, or only the operator with the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Registration {
+    Open,
+    Closed,
 }
 
 #[derive(Clone, Debug)]
@@ -43,10 +52,19 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Serve /metrics on this address instead of the main one.
     pub metrics_addr: Option<SocketAddr>,
+    pub registration: Registration,
+    /// Open sockets one user may hold at once.
+    pub max_sockets_per_user: usize,
+    /// How often a socket is pinged; one that answers nothing for 2.5 intervals is closed.
+    pub ws_ping_interval: Duration,
+    /// Failed logins that lock an account, and an address, for a while.
+    pub account_login_limit: Limit,
+    pub address_login_limit: Limit,
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+pub const DEFAULT_SOCKETS_PER_USER: usize = 32;
 
 impl Config {
     /// A server on an ephemeral port with the cheapest bcrypt cost, for tests.
@@ -65,6 +83,11 @@ impl Config {
             hub_capacity: 1024,
             cors_origins: Vec::new(),
             metrics_addr: None,
+            registration: Registration::Open,
+            max_sockets_per_user: DEFAULT_SOCKETS_PER_USER,
+            ws_ping_interval: Duration::from_secs(30),
+            account_login_limit: ACCOUNT_LIMIT,
+            address_login_limit: ADDRESS_LIMIT,
         }
     }
 
@@ -85,6 +108,12 @@ impl Config {
         }
         if self.body_limit < 1024 || self.ws_max_message < 1024 {
             return Err("size limits must be at least 1024 bytes".into());
+        }
+        if self.max_sockets_per_user < 1 {
+            return Err("max sockets per user must be at least 1".into());
+        }
+        if self.ws_ping_interval < Duration::from_millis(100) {
+            return Err("the WebSocket ping interval must be at least 100 ms".into());
         }
         if self.hub_capacity < 1 {
             return Err("hub capacity must be at least 1".into());

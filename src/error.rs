@@ -22,8 +22,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
-    #[error("{0}")]
-    RateLimited(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        /// Seconds, sent as `Retry-After`.
+        retry_after: Option<u64>,
+    },
     #[error("{0}")]
     MethodNotAllowed(String),
     /// 503: the database cannot take writes (disk full, read-only) or is gone.
@@ -77,7 +81,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,7 +96,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -116,7 +120,24 @@ impl ApiError {
             error: &message,
             code: self.code(),
         };
-        warp::reply::with_status(warp::reply::json(&body), self.status()).into_response()
+        let mut res =
+            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        if let ApiError::RateLimited {
+            retry_after: Some(seconds),
+            ..
+        } = self
+        {
+            res.headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, (*seconds).into());
+        }
+        res
+    }
+
+    pub fn rate_limited(message: impl Into<String>, retry_after: Option<u64>) -> Self {
+        ApiError::RateLimited {
+            message: message.into(),
+            retry_after,
+        }
     }
 }
 

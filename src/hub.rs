@@ -34,6 +34,8 @@ pub enum EventKind {
     Typing {
         user_id: UserId,
     },
+    /// On a user's channel: the account was deleted; its sockets close.
+    AccountClosed,
     Other,
 }
 
@@ -147,6 +149,10 @@ impl Hub {
             return true;
         }
         false
+    }
+
+    pub fn sockets_of(&self, user: UserId) -> usize {
+        lock(&self.users).get(&user).map_or(0, |s| s.sockets)
     }
 
     pub fn is_online(&self, user: UserId) -> bool {

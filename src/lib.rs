@@ -11,6 +11,7 @@ pub mod cors;
 pub mod error;
 pub mod hub;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod store;

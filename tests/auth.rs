@@ -404,7 +404,8 @@ fn resign_with_exp(token: &str, secret: &str, exp: i64) -> String {
     let mut claims: Value = serde_json::from_slice(&b64_decode(payload)).expect("JSON claims");
     claims["exp"] = json!(exp);
     if claims.get("iat").is_some() {
-        claims["iat"] = json!(exp - 900);
+        // Never in the future: the server refuses tokens issued later than now.
+        claims["iat"] = json!((exp - 900).min(now_secs()));
     }
     if claims.get("nbf").is_some() {
         claims["nbf"] = json!(exp - 900);

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::{self, AuthUser};
 use crate::error::{ApiError, ErrorBody};
 use crate::ids::UserId;
+use crate::net::PeerAddr;
 use crate::store::{tokens, users, written};
 
 pub fn routes(state: &Arc<AppState>, r: &mut Routes) {
@@ -20,6 +21,7 @@ pub fn routes(state: &Arc<AppState>, r: &mut Routes) {
         warp::path!("v1" / "users" / "login")
             .and(warp::post())
             .and(with_state(state))
+            .and(warp::ext::optional::<PeerAddr>())
             .and(json_body(state))
             .then(login)
             .map(respond),
@@ -95,23 +97,44 @@ const BAD_LOGIN: &str = "invalid username/email or password";
     (status = 200, body = Session),
     (status = 400, body = ErrorBody),
     (status = 401, body = ErrorBody),
+    (status = 429, description = "Too many failed logins for this account or address; see Retry-After",
+        body = ErrorBody),
 ))]
-async fn login(state: Arc<AppState>, body: LoginBody) -> Result<Response, ApiError> {
+async fn login(
+    state: Arc<AppState>,
+    peer: Option<PeerAddr>,
+    body: LoginBody,
+) -> Result<Response, ApiError> {
     let name = body
         .username
         .or(body.email)
         .ok_or_else(|| ApiError::invalid("invalid_json", "give a username or an email"))?;
+    let addr = peer.map(|p| p.0.ip());
+    if let Some(wait) = state.login_guard.check(&name, addr) {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Err(ApiError::rate_limited(
+            format!("too many failed logins; try again in {seconds} s"),
+            Some(seconds.max(1)),
+        ));
+    }
+    let lookup = name.clone();
     let found = state
         .store
-        .read(move |c| users::credentials(c, name.trim()))
+        .read(move |c| users::credentials(c, lookup.trim()))
         .await?;
     let ok = state
         .passwords
         .verify(&body.password, found.as_ref().map(|(_, h)| h.as_str()))
         .await?;
     match found {
-        Some((user, _)) if ok => session(&state, user, None).await,
-        _ => Err(ApiError::unauthorized(BAD_LOGIN)),
+        Some((user, _)) if ok => {
+            state.login_guard.succeeded(&name);
+            session(&state, user, None).await
+        }
+        _ => {
+            state.login_guard.failed(&name, addr);
+            Err(ApiError::unauthorized(BAD_LOGIN))
+        }
     }
 }
 

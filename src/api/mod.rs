@@ -147,10 +147,24 @@ pub fn with_state(
     warp::any().map(move || Arc::clone(&state))
 }
 
+/// The caller of a request with a valid bearer token whose account still exists; 401 otherwise.
 pub fn authenticated(
     state: &Arc<AppState>,
 ) -> impl Filter<Extract = (crate::auth::AuthUser,), Error = Rejection> + Clone {
-    crate::auth::authenticated(Arc::clone(&state.keys))
+    let state = Arc::clone(state);
+    crate::auth::authenticated(Arc::clone(&state.keys)).and_then(
+        move |user: crate::auth::AuthUser| {
+            let state = Arc::clone(&state);
+            async move {
+                state
+                    .accounts
+                    .ensure(user.id, &state.store)
+                    .await
+                    .map(|()| user)
+                    .map_err(warp::reject::custom)
+            }
+        },
+    )
 }
 
 /// The request body, at most `limit` bytes: a larger declared length is refused before
@@ -160,6 +174,11 @@ fn body_bytes(limit: usize) -> impl Filter<Extract = (Vec<u8>,), Error = Rejecti
         .and(warp::body::stream())
         .and_then(move |declared, body| read_limited(body, declared, limit))
 }
+
+/// Above the limit, the rest of a body up to this size is read and thrown away before the 413
+/// goes out: a server that answers and closes while the client is still sending makes the
+/// client's kernel see a reset, and the client never reads the 413.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
 
 async fn read_limited<S, B>(
     body: S,
@@ -175,11 +194,15 @@ where
             "request body is larger than {limit} bytes"
         )))
     };
-    if declared.is_some_and(|n| n > limit as u64) {
+    let mut body = std::pin::pin!(body);
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        if n <= DRAIN_LIMIT {
+            while let Some(Ok(_)) = body.next().await {}
+        }
         return Err(too_large());
     }
-    let mut body = std::pin::pin!(body);
     let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    let mut seen: u64 = 0;
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|_| {
             warp::reject::custom(ApiError::invalid(
@@ -187,8 +210,15 @@ where
                 "the request body could not be read",
             ))
         })?;
-        if buf.len() + chunk.remaining() > limit {
-            return Err(too_large());
+        seen += chunk.remaining() as u64;
+        if seen > limit as u64 {
+            // Over the limit: stop keeping it; read on (up to the drain limit) only to discard.
+            buf = Vec::new();
+            if seen > DRAIN_LIMIT {
+                return Err(too_large());
+            }
+            chunk.advance(chunk.remaining());
+            continue;
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -196,6 +226,9 @@ where
             let n = part.len();
             chunk.advance(n);
         }
+    }
+    if seen > limit as u64 {
+        return Err(too_large());
     }
     Ok(buf)
 }

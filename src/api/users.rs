@@ -11,6 +11,7 @@ use warp::{Filter, Reply};
 use super::{authenticated, json, json_body, query, respond, with_state, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::config::Registration;
 use crate::error::{ApiError, ErrorBody};
 use crate::ids::UserId;
 use crate::store::{tokens, users, written};
@@ -82,9 +83,15 @@ struct RegisterBody {
 #[utoipa::path(post, path = "/v1/users/register", tag = "users", request_body = RegisterBody, responses(
     (status = 201, body = users::Profile),
     (status = 400, body = ErrorBody),
+    (status = 403, description = "Registration is closed (--registration closed)", body = ErrorBody),
     (status = 409, description = "Username or email taken", body = ErrorBody),
 ))]
 async fn register(state: Arc<AppState>, body: RegisterBody) -> Result<Response, ApiError> {
+    if state.config.registration == Registration::Closed {
+        return Err(ApiError::forbidden(
+            "registration is closed on this server; ask its operator for an account",
+        ));
+    }
     let username = body.username.trim().to_string();
     let email = body.email.trim().to_string();
     validate::username(&username)?;
@@ -100,6 +107,7 @@ async fn register(state: Arc<AppState>, body: RegisterBody) -> Result<Response, 
             ))
         })
         .await?;
+    state.accounts.add(profile.id);
     json(&profile, StatusCode::CREATED)
 }
 

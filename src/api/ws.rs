@@ -60,6 +60,8 @@ pub fn routes(state: &Arc<AppState>, r: &mut Routes) {
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket handshake", body = ErrorBody),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "A page from another origin", body = ErrorBody),
+        (status = 429, description = "Too many sockets for this user", body = ErrorBody),
     ))]
 async fn upgrade(
     state: Arc<AppState>,
@@ -76,7 +78,15 @@ async fn upgrade(
         ApiError::unauthorized("missing token (?token=<token> or Authorization: Bearer <token>)")
     })?;
     let user = state.keys.verify(token)?;
+    state.accounts.ensure(user.id, &state.store).await?;
     let since = q.number("since", "invalid_query")?.map(MessageId);
+    let limit = state.config.max_sockets_per_user;
+    if state.hub.sockets_of(user.id) >= limit {
+        return Err(ApiError::rate_limited(
+            format!("at most {limit} sockets per user; close one first"),
+            None,
+        ));
+    }
 
     let header_is = |name: header::HeaderName, want: &str| {
         headers

@@ -152,9 +152,30 @@ pub fn set_password(conn: &Connection, id: UserId, hash: &str) -> Result<(), Api
     Ok(())
 }
 
+/// The settings key counting account deletions, so a running server (another process than
+/// the CLI that deletes) notices and stops honouring the deleted accounts' tokens.
+pub const DELETIONS_KEY: &str = "user_deletions";
+
 pub fn delete(conn: &Connection, id: UserId) -> Result<(), ApiError> {
     conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [DELETIONS_KEY],
+    )?;
     Ok(())
+}
+
+pub fn deletions(conn: &Connection) -> Result<i64, ApiError> {
+    Ok(super::settings::get(conn, DELETIONS_KEY)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+pub fn all_ids(conn: &Connection) -> Result<Vec<UserId>, ApiError> {
+    let mut stmt = conn.prepare("SELECT id FROM users")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// A profile change: `None` leaves a field alone, `Some(None)` clears it.

@@ -43,11 +43,8 @@ const MAX_IN_FLIGHT: usize = 64;
 const PAGE: u32 = 500;
 /// Events sent before one flush when many are ready at once.
 const BURST: usize = 256;
-const PING_EVERY: Duration = Duration::from_secs(30);
 /// At most one `typing` event per socket and conversation in this window; more are dropped.
 const TYPING_EVERY: Duration = Duration::from_secs(2);
-/// A socket that sends nothing (not even a pong) for this long is dead.
-const IDLE_LIMIT: Duration = Duration::from_secs(75);
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -74,6 +71,7 @@ enum End {
     TooBig,
     Lagged,
     Idle,
+    AccountClosed,
     Broken,
 }
 
@@ -188,7 +186,7 @@ impl Session {
         mut answers_rx: mpsc::UnboundedReceiver<Option<Utf8Bytes>>,
     ) -> End {
         let shutdown = self.state.shutdown.clone();
-        let mut heartbeat = tokio::time::interval(PING_EVERY);
+        let mut heartbeat = tokio::time::interval(self.state.config.ws_ping_interval);
         heartbeat.reset();
         loop {
             let step = tokio::select! {
@@ -286,6 +284,7 @@ impl Session {
         };
         let group = event.group_id;
         match event.kind {
+            EventKind::AccountClosed => Err(End::AccountClosed),
             EventKind::MemberAdded { user_id, since } if user_id == self.user => {
                 self.feed(event.text.clone()).await?;
                 if !self.subs.contains_key(&group) {
@@ -450,7 +449,7 @@ impl Session {
     {
         if self.in_flight >= MAX_IN_FLIGHT {
             let err =
-                ApiError::RateLimited("too many writes waiting; wait for their answers".into());
+                ApiError::rate_limited("too many writes waiting; wait for their answers", None);
             return self.send_error(&err, client_id.as_deref()).await;
         }
         let pending = match pending {
@@ -470,7 +469,8 @@ impl Session {
     }
 
     async fn heartbeat(&mut self) -> Step {
-        if self.last_heard.elapsed() > IDLE_LIMIT {
+        // A socket that sends nothing, not even a pong, for 2.5 ping intervals is dead.
+        if self.last_heard.elapsed() > self.state.config.ws_ping_interval.mul_f32(2.5) {
             return Err(End::Idle);
         }
         self.ws
@@ -514,6 +514,7 @@ impl Session {
                 (CloseCode::Again, "too far behind; reconnect with since")
             }
             End::Idle => (CloseCode::Away, "no answer to pings"),
+            End::AccountClosed => (CloseCode::Policy, "account deleted"),
             End::Broken => return,
         };
         let frame = CloseFrame {

@@ -1,0 +1,183 @@
+//! Failed-login limits. A classroom shares one address, so the limit that matters is per
+//! account: after a few failures that account answers 429 for a while, whoever asks. The
+//! per-address limit is far higher, against one machine guessing at many accounts, and a locked
+//! account never blocks the address's other accounts.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How many failures in `window` lock a key, per kind of key.
+#[derive(Clone, Copy, Debug)]
+pub struct Limit {
+    pub failures: usize,
+    pub window: Duration,
+}
+
+pub const ACCOUNT_LIMIT: Limit = Limit {
+    failures: 5,
+    window: Duration::from_secs(5 * 60),
+};
+pub const ADDRESS_LIMIT: Limit = Limit {
+    failures: 100,
+    window: Duration::from_secs(5 * 60),
+};
+
+/// Failure times per key, for a sliding window.
+struct Failures<K> {
+    limit: Limit,
+    by_key: HashMap<K, VecDeque<Instant>>,
+}
+
+impl<K: Hash + Eq + Clone> Failures<K> {
+    fn new(limit: Limit) -> Self {
+        Failures {
+            limit,
+            by_key: HashMap::new(),
+        }
+    }
+
+    fn forget_old(&mut self, key: &K, now: Instant) {
+        if let Some(times) = self.by_key.get_mut(key) {
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.limit.window)
+            {
+                times.pop_front();
+            }
+            if times.is_empty() {
+                self.by_key.remove(key);
+            }
+        }
+    }
+
+    /// How long `key` must wait, if it is locked.
+    fn locked_for(&mut self, key: &K, now: Instant) -> Option<Duration> {
+        self.forget_old(key, now);
+        let times = self.by_key.get(key)?;
+        if times.len() < self.limit.failures {
+            return None;
+        }
+        // Unlocked when the oldest failure that counts leaves the window.
+        let oldest = times[times.len() - self.limit.failures];
+        Some(self.limit.window.saturating_sub(now.duration_since(oldest)))
+    }
+
+    fn record(&mut self, key: K, now: Instant) {
+        // Bound memory: an attacker inventing names cannot grow the map without end.
+        if self.by_key.len() > 100_000 {
+            let window = self.limit.window;
+            self.by_key.retain(|_, t| {
+                t.back()
+                    .is_some_and(|last| now.duration_since(*last) < window)
+            });
+        }
+        let times = self.by_key.entry(key).or_default();
+        times.push_back(now);
+        while times.len() > self.limit.failures {
+            times.pop_front();
+        }
+    }
+}
+
+pub struct LoginGuard {
+    accounts: Mutex<Failures<String>>,
+    addresses: Mutex<Failures<IpAddr>>,
+}
+
+impl Default for LoginGuard {
+    fn default() -> Self {
+        LoginGuard::new(ACCOUNT_LIMIT, ADDRESS_LIMIT)
+    }
+}
+
+impl LoginGuard {
+    pub fn new(account: Limit, address: Limit) -> LoginGuard {
+        LoginGuard {
+            accounts: Mutex::new(Failures::new(account)),
+            addresses: Mutex::new(Failures::new(address)),
+        }
+    }
+
+    fn key(login: &str) -> String {
+        login.trim().to_lowercase()
+    }
+
+    /// How long this login must wait before trying again, if it is locked out.
+    pub fn check(&self, login: &str, addr: Option<IpAddr>) -> Option<Duration> {
+        let now = Instant::now();
+        let account = lock(&self.accounts).locked_for(&Self::key(login), now);
+        let address = addr.and_then(|a| lock(&self.addresses).locked_for(&a, now));
+        account.into_iter().chain(address).max()
+    }
+
+    pub fn failed(&self, login: &str, addr: Option<IpAddr>) {
+        let now = Instant::now();
+        lock(&self.accounts).record(Self::key(login), now);
+        if let Some(a) = addr {
+            lock(&self.addresses).record(a, now);
+        }
+    }
+
+    /// A successful login clears the account's failures (not the address's).
+    pub fn succeeded(&self, login: &str) {
+        lock(&self.accounts).by_key.remove(&Self::key(login));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_locks_after_its_failures_and_others_stay_open() {
+        let guard = LoginGuard::new(
+            Limit {
+                failures: 3,
+                window: Duration::from_secs(60),
+            },
+            Limit {
+                failures: 10,
+                window: Duration::from_secs(60),
+            },
+        );
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(guard.check("Ava", Some(ip)).is_none());
+            guard.failed("ava", Some(ip));
+        }
+        let wait = guard.check("AVA", Some(ip)).expect("locked");
+        assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
+        assert!(
+            guard.check("Mike", Some(ip)).is_none(),
+            "other accounts are not locked"
+        );
+        for name in ["a", "b", "c", "d", "e", "f", "g"] {
+            guard.failed(name, Some(ip));
+        }
+        assert!(
+            guard.check("Mike", Some(ip)).is_some(),
+            "the address ceiling applies"
+        );
+        assert!(guard
+            .check("Mike", Some("10.0.0.2".parse().unwrap()))
+            .is_none());
+    }
+
+    #[test]
+    fn success_clears_the_account() {
+        let guard = LoginGuard::default();
+        for _ in 0..ACCOUNT_LIMIT.failures - 1 {
+            guard.failed("ava", None);
+        }
+        guard.succeeded("Ava");
+        guard.failed("ava", None);
+        assert!(guard.check("ava", None).is_none());
+    }
+}
