@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -117,18 +117,20 @@ pub struct Passwords {
     cost: u32,
     permits: Semaphore,
     /// Checked against when the account does not exist, so both failures take as long.
-    dummy_hash: String,
+    /// Made on first use, not at start-up, where it would cost a bcrypt round.
+    dummy_hash: Arc<OnceLock<String>>,
 }
 
 impl Passwords {
     pub fn new(cost: u32) -> Result<Passwords, String> {
+        if !(4..=31).contains(&cost) {
+            return Err(format!("bcrypt cost must be between 4 and 31, got {cost}"));
+        }
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let dummy_hash =
-            bcrypt::hash("not a password of anyone", cost).map_err(|e| format!("bcrypt: {e}"))?;
         Ok(Passwords {
             cost,
             permits: Semaphore::new(parallel.div_ceil(2).max(1)),
-            dummy_hash,
+            dummy_hash: Arc::default(),
         })
     }
 
@@ -156,10 +158,23 @@ impl Passwords {
     /// Checks `password` against `hash`, or against a dummy when there is no such account.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, ApiError> {
         let exists = hash.is_some();
-        let hash = hash.unwrap_or(&self.dummy_hash).to_string();
-        let password = password.to_string();
+        let hash = hash.map(str::to_string);
+        let (password, dummy, cost) = (
+            password.to_string(),
+            Arc::clone(&self.dummy_hash),
+            self.cost,
+        );
         let ok = self
-            .run(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .run(move || {
+                let hash = hash.unwrap_or_else(|| {
+                    dummy
+                        .get_or_init(|| {
+                            bcrypt::hash("not a password of anyone", cost).unwrap_or_default()
+                        })
+                        .clone()
+                });
+                bcrypt::verify(password, &hash).unwrap_or(false)
+            })
             .await?;
         Ok(ok && exists)
     }

@@ -71,10 +71,11 @@ pub fn already_seeded(conn: &Connection) -> Result<bool, ApiError> {
 pub fn apply(
     conn: &Connection,
     seed: &SeedFile,
-    hash: &dyn Fn(&str) -> Result<String, String>,
+    hash: &(dyn Fn(&str) -> Result<String, String> + Sync),
 ) -> Result<Report, String> {
     let mut report = Report::default();
     let err = |e: ApiError| e.to_string();
+    let mut missing = Vec::new();
     for u in &seed.users {
         let taken: Option<i64> = conn
             .query_row(
@@ -85,9 +86,23 @@ pub fn apply(
             .optional()
             .map_err(|e| e.to_string())?;
         if taken.is_none() {
-            users::insert(conn, &u.username, &u.email, &hash(&u.password)?).map_err(err)?;
-            report.users.push(u.username.clone());
+            missing.push(u);
         }
+    }
+    // bcrypt is slow on purpose: hash the passwords side by side, not one after another.
+    let hashes: Vec<Result<String, String>> = std::thread::scope(|scope| {
+        let running: Vec<_> = missing
+            .iter()
+            .map(|u| scope.spawn(|| hash(&u.password)))
+            .collect();
+        running
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("hashing panicked".into())))
+            .collect()
+    });
+    for (u, hashed) in missing.into_iter().zip(hashes) {
+        users::insert(conn, &u.username, &u.email, &hashed?).map_err(err)?;
+        report.users.push(u.username.clone());
     }
     for g in &seed.groups {
         let user_id = |name: &str| -> Result<UserId, String> {
