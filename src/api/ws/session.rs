@@ -87,6 +87,9 @@ pub struct Session {
     in_flight: usize,
     last_heard: Instant,
     last_typing: HashMap<GroupId, Instant>,
+    /// Frames fed since the last flush; added to the shared metric once per flush, not once
+    /// per frame, so a thousand sockets do not all contend on one counter.
+    fed: u64,
 }
 
 type Step = Result<(), End>;
@@ -108,6 +111,7 @@ impl Session {
             in_flight: 0,
             last_heard: Instant::now(),
             last_typing: HashMap::new(),
+            fed: 0,
         };
         state.metrics.open_sockets.inc();
         if registration.first {
@@ -493,7 +497,7 @@ impl Session {
     }
 
     async fn feed(&mut self, text: Utf8Bytes) -> Step {
-        self.state.metrics.deliveries.inc();
+        self.fed += 1;
         self.ws
             .feed(Frame::Text(text))
             .await
@@ -501,6 +505,10 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Step {
+        if self.fed > 0 {
+            self.state.metrics.deliveries.inc_by(self.fed);
+            self.fed = 0;
+        }
         self.ws.flush().await.map_err(|_| End::Broken)
     }
 
