@@ -121,7 +121,21 @@ impl Hub {
     /// Registers one socket of `user`; the returned guard unregisters it when released or
     /// dropped. `first` is true when the user had no other socket (they just came online).
     pub fn connect(self: &Arc<Self>, user: UserId) -> (Receiver, Connection) {
+        self.try_connect(user, usize::MAX)
+            .expect("no limit to exceed")
+    }
+
+    /// As `connect`, unless `user` already has `limit` sockets (checked and counted under one
+    /// lock, so concurrent upgrades cannot pass the limit together).
+    pub fn try_connect(
+        self: &Arc<Self>,
+        user: UserId,
+        limit: usize,
+    ) -> Option<(Receiver, Connection)> {
         let mut users = lock(&self.users);
+        if users.get(&user).is_some_and(|slot| slot.sockets >= limit) {
+            return None;
+        }
         let slot = users.entry(user).or_insert_with(|| UserSlot {
             tx: broadcast::channel(self.capacity.min(256)).0,
             sockets: 0,
@@ -134,7 +148,7 @@ impl Hub {
             first: slot.sockets == 1,
             released: false,
         };
-        (rx, conn)
+        Some((rx, conn))
     }
 
     /// Unregisters one socket; true when it was the user's last (they just went offline).
@@ -149,10 +163,6 @@ impl Hub {
             return true;
         }
         false
-    }
-
-    pub fn sockets_of(&self, user: UserId) -> usize {
-        lock(&self.users).get(&user).map_or(0, |s| s.sockets)
     }
 
     pub fn is_online(&self, user: UserId) -> bool {

@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::ids::UserId;
+
 /// How many failures in `window` lock a key, per kind of key.
 #[derive(Clone, Copy, Debug)]
 pub struct Limit {
@@ -82,6 +84,23 @@ impl<K: Hash + Eq + Clone> Failures<K> {
     }
 }
 
+/// What a login attempt names: an account (however it was spelled), or a name that matches
+/// no account.
+#[derive(Clone, Copy, Debug)]
+pub enum LoginKey<'a> {
+    Account(UserId),
+    Name(&'a str),
+}
+
+impl LoginKey<'_> {
+    fn key(self) -> String {
+        match self {
+            LoginKey::Account(id) => format!("#{id}"),
+            LoginKey::Name(name) => name.trim().to_lowercase(),
+        }
+    }
+}
+
 pub struct LoginGuard {
     accounts: Mutex<Failures<String>>,
     addresses: Mutex<Failures<IpAddr>>,
@@ -101,29 +120,25 @@ impl LoginGuard {
         }
     }
 
-    fn key(login: &str) -> String {
-        login.trim().to_lowercase()
-    }
-
     /// How long this login must wait before trying again, if it is locked out.
-    pub fn check(&self, login: &str, addr: Option<IpAddr>) -> Option<Duration> {
+    pub fn check(&self, login: LoginKey, addr: Option<IpAddr>) -> Option<Duration> {
         let now = Instant::now();
-        let account = lock(&self.accounts).locked_for(&Self::key(login), now);
+        let account = lock(&self.accounts).locked_for(&login.key(), now);
         let address = addr.and_then(|a| lock(&self.addresses).locked_for(&a, now));
         account.into_iter().chain(address).max()
     }
 
-    pub fn failed(&self, login: &str, addr: Option<IpAddr>) {
+    pub fn failed(&self, login: LoginKey, addr: Option<IpAddr>) {
         let now = Instant::now();
-        lock(&self.accounts).record(Self::key(login), now);
+        lock(&self.accounts).record(login.key(), now);
         if let Some(a) = addr {
             lock(&self.addresses).record(a, now);
         }
     }
 
     /// A successful login clears the account's failures (not the address's).
-    pub fn succeeded(&self, login: &str) {
-        lock(&self.accounts).by_key.remove(&Self::key(login));
+    pub fn succeeded(&self, login: LoginKey) {
+        lock(&self.accounts).by_key.remove(&login.key());
     }
 }
 
@@ -148,36 +163,49 @@ mod tests {
             },
         );
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let (ava, mike) = (LoginKey::Account(UserId(1)), LoginKey::Account(UserId(2)));
         for _ in 0..3 {
-            assert!(guard.check("Ava", Some(ip)).is_none());
-            guard.failed("ava", Some(ip));
+            assert!(guard.check(ava, Some(ip)).is_none());
+            guard.failed(ava, Some(ip));
         }
-        let wait = guard.check("AVA", Some(ip)).expect("locked");
+        let wait = guard.check(ava, Some(ip)).expect("locked");
         assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
         assert!(
-            guard.check("Mike", Some(ip)).is_none(),
+            guard.check(mike, Some(ip)).is_none(),
             "other accounts are not locked"
         );
         for name in ["a", "b", "c", "d", "e", "f", "g"] {
-            guard.failed(name, Some(ip));
+            guard.failed(LoginKey::Name(name), Some(ip));
         }
         assert!(
-            guard.check("Mike", Some(ip)).is_some(),
+            guard.check(mike, Some(ip)).is_some(),
             "the address ceiling applies"
         );
         assert!(guard
-            .check("Mike", Some("10.0.0.2".parse().unwrap()))
+            .check(mike, Some("10.0.0.2".parse().unwrap()))
             .is_none());
+    }
+
+    #[test]
+    fn unknown_names_count_as_typed_ignoring_case_and_spaces() {
+        let guard = LoginGuard::default();
+        for spelling in ["x", " X", "x ", "X", "x"] {
+            assert!(guard.check(LoginKey::Name(spelling), None).is_none());
+            guard.failed(LoginKey::Name(spelling), None);
+        }
+        assert!(guard.check(LoginKey::Name("X"), None).is_some());
+        assert!(guard.check(LoginKey::Name("y"), None).is_none());
     }
 
     #[test]
     fn success_clears_the_account() {
         let guard = LoginGuard::default();
+        let ava = LoginKey::Account(UserId(1));
         for _ in 0..ACCOUNT_LIMIT.failures - 1 {
-            guard.failed("ava", None);
+            guard.failed(ava, None);
         }
-        guard.succeeded("Ava");
-        guard.failed("ava", None);
-        assert!(guard.check("ava", None).is_none());
+        guard.succeeded(ava);
+        guard.failed(ava, None);
+        assert!(guard.check(ava, None).is_none());
     }
 }

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::{self, AuthUser};
 use crate::error::{ApiError, ErrorBody};
 use crate::ids::UserId;
+use crate::limits::LoginKey;
 use crate::net::PeerAddr;
 use crate::store::{tokens, users, written};
 
@@ -110,29 +111,35 @@ async fn login(
         .or(body.email)
         .ok_or_else(|| ApiError::invalid("invalid_json", "give a username or an email"))?;
     let addr = peer.map(|p| p.0.ip());
-    if let Some(wait) = state.login_guard.check(&name, addr) {
+    let lookup = name.clone();
+    let found = state
+        .store
+        .read(move |c| users::credentials(c, lookup.trim()))
+        .await?;
+    // Count failures per account whichever name (username or email) was used; names that
+    // match no account are counted as typed, so guessing at them is limited too.
+    let key = match &found {
+        Some((user, _)) => LoginKey::Account(*user),
+        None => LoginKey::Name(&name),
+    };
+    if let Some(wait) = state.login_guard.check(key, addr) {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         return Err(ApiError::rate_limited(
             format!("too many failed logins; try again in {seconds} s"),
             Some(seconds.max(1)),
         ));
     }
-    let lookup = name.clone();
-    let found = state
-        .store
-        .read(move |c| users::credentials(c, lookup.trim()))
-        .await?;
     let ok = state
         .passwords
         .verify(&body.password, found.as_ref().map(|(_, h)| h.as_str()))
         .await?;
     match found {
         Some((user, _)) if ok => {
-            state.login_guard.succeeded(&name);
+            state.login_guard.succeeded(key);
             session(&state, user, None).await
         }
         _ => {
-            state.login_guard.failed(&name, addr);
+            state.login_guard.failed(key, addr);
             Err(ApiError::unauthorized(BAD_LOGIN))
         }
     }
@@ -178,6 +185,7 @@ struct RefreshBody {
 /// Trades a refresh token for a new session; the old refresh token stops working.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshBody, responses(
     (status = 200, body = Session),
+    (status = 400, body = ErrorBody),
     (status = 401, body = ErrorBody),
 ))]
 async fn refresh(state: Arc<AppState>, body: RefreshBody) -> Result<Response, ApiError> {

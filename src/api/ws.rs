@@ -80,13 +80,6 @@ async fn upgrade(
     let user = state.keys.verify(token)?;
     state.accounts.ensure(user.id, &state.store).await?;
     let since = q.number("since", "invalid_query")?.map(MessageId);
-    let limit = state.config.max_sockets_per_user;
-    if state.hub.sockets_of(user.id) >= limit {
-        return Err(ApiError::rate_limited(
-            format!("at most {limit} sockets per user; close one first"),
-            None,
-        ));
-    }
 
     let header_is = |name: header::HeaderName, want: &str| {
         headers
@@ -110,6 +103,14 @@ async fn upgrade(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("the server is shutting down".into()));
     }
+    // Reserve the socket's place now: it counts against the limit from here on.
+    let limit = state.config.max_sockets_per_user;
+    let registration = state.hub.try_connect(user.id, limit).ok_or_else(|| {
+        ApiError::rate_limited(
+            format!("at most {limit} sockets per user; close one first"),
+            None,
+        )
+    })?;
 
     let accept = derive_accept_key(key.as_bytes());
     let limit = state.config.ws_max_message;
@@ -123,7 +124,7 @@ async fn upgrade(
             Ok(upgraded) => {
                 let io = TokioIo::new(upgraded);
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                session::Session::run(task_state, user.id, since, ws).await;
+                session::Session::run(task_state, user.id, since, ws, registration).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }

@@ -29,7 +29,7 @@ use crate::api::messages::{submit_send, SendBody};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::hub::{Event, EventKind, Outbound};
+use crate::hub::{Connection, Event, EventKind, Outbound};
 use crate::ids::{GroupId, MessageId, UserId};
 use crate::store::messages::{self, Message, Sent};
 use crate::store::written;
@@ -71,7 +71,11 @@ enum End {
     TooBig,
     Lagged,
     Idle,
+    /// The client stopped reading: a write waited longer than the idle limit.
+    Stuck,
     AccountClosed,
+    /// A frame broke the WebSocket protocol (1002) or was text that is not UTF-8 (1007).
+    Protocol(CloseCode),
     Broken,
 }
 
@@ -95,10 +99,17 @@ pub struct Session {
 type Step = Result<(), End>;
 
 impl Session {
-    pub async fn run(state: Arc<AppState>, user: UserId, since: Option<MessageId>, ws: Socket) {
-        // Register with the hub before reading memberships, so a membership change committed
-        // after the read still reaches this socket through the user channel.
-        let (user_rx, registration) = state.hub.connect(user);
+    /// `registration` was taken from the hub before the upgrade and before memberships are
+    /// read, so a membership change committed after the read still reaches this socket through
+    /// the user channel.
+    pub async fn run(
+        state: Arc<AppState>,
+        user: UserId,
+        since: Option<MessageId>,
+        ws: Socket,
+        registration: (broadcast::Receiver<Arc<Event>>, Connection),
+    ) {
+        let (user_rx, registration) = registration;
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let mut session = Session {
             state: Arc::clone(&state),
@@ -345,6 +356,8 @@ impl Session {
         let frame = match frame {
             None => return Err(End::ClientClosed),
             Some(Err(WsError::Capacity(_))) => return Err(End::TooBig),
+            Some(Err(WsError::Utf8(_))) => return Err(End::Protocol(CloseCode::Invalid)),
+            Some(Err(WsError::Protocol(_))) => return Err(End::Protocol(CloseCode::Protocol)),
             Some(Err(_)) => return Err(End::Broken),
             Some(Ok(frame)) => frame,
         };
@@ -368,6 +381,10 @@ impl Session {
                 return self.send_error(&err, None).await;
             }
         };
+        if !value.is_object() {
+            let err = ApiError::invalid("invalid_json", "a frame is a JSON object with a \"type\"");
+            return self.send_error(&err, None).await;
+        }
         let client_id = value
             .get("client_id")
             .and_then(|v| v.as_str())
@@ -474,13 +491,16 @@ impl Session {
 
     async fn heartbeat(&mut self) -> Step {
         // A socket that sends nothing, not even a pong, for 2.5 ping intervals is dead.
-        if self.last_heard.elapsed() > self.state.config.ws_ping_interval.mul_f32(2.5) {
+        if self.last_heard.elapsed() > self.idle_limit() {
             return Err(End::Idle);
         }
-        self.ws
-            .feed(Frame::Ping(Default::default()))
-            .await
-            .map_err(|_| End::Broken)
+        let (limit, shutdown) = (self.idle_limit(), self.state.shutdown.clone());
+        bounded(
+            self.ws.feed(Frame::Ping(Default::default())),
+            limit,
+            &shutdown,
+        )
+        .await
     }
 
     async fn send_message(&mut self, m: &Message) -> Step {
@@ -496,12 +516,14 @@ impl Session {
         self.feed(error_frame(err, client_id)).await
     }
 
+    fn idle_limit(&self) -> Duration {
+        self.state.config.ws_ping_interval.mul_f32(2.5)
+    }
+
     async fn feed(&mut self, text: Utf8Bytes) -> Step {
         self.fed += 1;
-        self.ws
-            .feed(Frame::Text(text))
-            .await
-            .map_err(|_| End::Broken)
+        let (limit, shutdown) = (self.idle_limit(), self.state.shutdown.clone());
+        bounded(self.ws.feed(Frame::Text(text)), limit, &shutdown).await
     }
 
     async fn flush(&mut self) -> Step {
@@ -509,7 +531,8 @@ impl Session {
             self.state.metrics.deliveries.inc_by(self.fed);
             self.fed = 0;
         }
-        self.ws.flush().await.map_err(|_| End::Broken)
+        let (limit, shutdown) = (self.idle_limit(), self.state.shutdown.clone());
+        bounded(self.ws.flush(), limit, &shutdown).await
     }
 
     async fn close(mut self, end: End) {
@@ -521,6 +544,11 @@ impl Session {
                 self.state.metrics.slow_closed.inc();
                 (CloseCode::Again, "too far behind; reconnect with since")
             }
+            End::Stuck => {
+                self.state.metrics.slow_closed.inc();
+                (CloseCode::Again, "not reading; reconnect with since")
+            }
+            End::Protocol(code) => (code, "protocol error"),
             End::Idle => (CloseCode::Away, "no answer to pings"),
             End::AccountClosed => (CloseCode::Policy, "account deleted"),
             End::Broken => return,
@@ -612,4 +640,21 @@ async fn not_member(state: &AppState, group: GroupId) -> ApiError {
         .read(move |c| groups::absent_or_forbidden(c, group))
         .await;
     found.unwrap_or_else(|e| e)
+}
+
+/// A write to the socket, bounded: a client that stops reading is closed (1013) rather than
+/// holding its task, its socket slot and its buffers forever, and shutdown never waits on it.
+async fn bounded(
+    write: impl std::future::Future<Output = Result<(), WsError>>,
+    limit: Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Step {
+    tokio::select! {
+        done = tokio::time::timeout(limit, write) => match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Broken),
+            Err(_) => Err(End::Stuck),
+        },
+        _ = shutdown.cancelled() => Err(End::Shutdown),
+    }
 }
