@@ -904,6 +904,69 @@ impl Ws {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Raw WebSocket connections (for clients that misbehave below the protocol library)
+// ---------------------------------------------------------------------------------------------
+
+/// A WebSocket handshake over raw TCP; reads exactly the 101 response head, nothing more.
+pub async fn raw_ws(addr: SocketAddr, token: &str, recv_buffer: Option<u32>) -> TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    let mut tcp = socket.connect(addr).await.expect("connect");
+    let request = format!(
+        "GET /ws?token={token} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(TIMEOUT, tcp.read(&mut byte))
+            .await
+            .expect("101 response timed out")
+            .expect("read 101 response");
+        assert_eq!(n, 1, "connection closed during the handshake");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "not upgraded: {head}");
+    tcp
+}
+
+/// Server frames (unmasked) in `bytes`: (opcode, payload) of each complete one.
+pub fn parse_server_frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 2 <= bytes.len() {
+        let opcode = bytes[i] & 0x0f;
+        let mut len = (bytes[i + 1] & 0x7f) as usize;
+        let mut at = i + 2;
+        if len == 126 {
+            if at + 2 > bytes.len() {
+                break;
+            }
+            len = u16::from_be_bytes([bytes[at], bytes[at + 1]]) as usize;
+            at += 2;
+        } else if len == 127 {
+            if at + 8 > bytes.len() {
+                break;
+            }
+            len = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+            at += 8;
+        }
+        if at + len > bytes.len() {
+            break;
+        }
+        out.push((opcode, bytes[at..at + len].to_vec()));
+        i = at + len;
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
 // The real binary
 // ---------------------------------------------------------------------------------------------
 
