@@ -1,8 +1,11 @@
 //! The hub: tokio broadcast channels that carry committed events to live sockets.
 //!
-//! One channel per conversation carries that conversation's events to its members' sockets;
-//! one channel per connected user carries the events that concern the user before they have a
-//! subscription (being added to a conversation). The hub knows sockets, not SQL: the store's
+//! One channel per conversation carries that conversation's events to its members' sockets.
+//! Each connected user has two small channels of their own: `control` for what concerns them
+//! before they have a subscription (being added to a conversation, their account closing), and
+//! `presence` for their contacts coming and going. They are apart because presence can come in
+//! floods (a whole class logging in) and is best effort, while a missed control event costs the
+//! socket; and they are small because every connected user pays for their slots. The hub knows sockets, not SQL: the store's
 //! writer publishes here only after a commit, in commit order, so a channel carries a
 //! conversation's messages in id order. Each event is serialised once and shared by every socket.
 
@@ -62,7 +65,21 @@ impl Event {
 #[derive(Debug)]
 pub enum Outbound {
     Group(GroupId, Arc<Event>),
+    /// A user's control channel: membership changes and account events.
     User(UserId, Arc<Event>),
+    /// A user's presence channel.
+    Presence(UserId, Arc<Event>),
+}
+
+/// Slots of a user's control channel: membership changes are rare.
+const CONTROL_CAPACITY: usize = 16;
+/// Slots of a user's presence channel; a socket that falls behind skips presence events.
+const PRESENCE_CAPACITY: usize = 32;
+
+/// A socket's own receivers.
+pub struct UserReceivers {
+    pub control: Receiver,
+    pub presence: Receiver,
 }
 
 pub type Receiver = broadcast::Receiver<Arc<Event>>;
@@ -74,7 +91,8 @@ pub struct Hub {
 }
 
 struct UserSlot {
-    tx: broadcast::Sender<Arc<Event>>,
+    control: broadcast::Sender<Arc<Event>>,
+    presence: broadcast::Sender<Arc<Event>>,
     sockets: usize,
 }
 
@@ -105,7 +123,12 @@ impl Hub {
             }
             Outbound::User(user, event) => {
                 if let Some(slot) = lock(&self.users).get(&user) {
-                    let _ = slot.tx.send(event);
+                    let _ = slot.control.send(event);
+                }
+            }
+            Outbound::Presence(user, event) => {
+                if let Some(slot) = lock(&self.users).get(&user) {
+                    let _ = slot.presence.send(event);
                 }
             }
         }
@@ -120,7 +143,7 @@ impl Hub {
 
     /// Registers one socket of `user`; the returned guard unregisters it when released or
     /// dropped. `first` is true when the user had no other socket (they just came online).
-    pub fn connect(self: &Arc<Self>, user: UserId) -> (Receiver, Connection) {
+    pub fn connect(self: &Arc<Self>, user: UserId) -> (UserReceivers, Connection) {
         self.try_connect(user, usize::MAX)
             .expect("no limit to exceed")
     }
@@ -131,24 +154,28 @@ impl Hub {
         self: &Arc<Self>,
         user: UserId,
         limit: usize,
-    ) -> Option<(Receiver, Connection)> {
+    ) -> Option<(UserReceivers, Connection)> {
         let mut users = lock(&self.users);
         if users.get(&user).is_some_and(|slot| slot.sockets >= limit) {
             return None;
         }
         let slot = users.entry(user).or_insert_with(|| UserSlot {
-            tx: broadcast::channel(self.capacity.min(256)).0,
+            control: broadcast::channel(CONTROL_CAPACITY).0,
+            presence: broadcast::channel(PRESENCE_CAPACITY).0,
             sockets: 0,
         });
         slot.sockets += 1;
-        let rx = slot.tx.subscribe();
+        let receivers = UserReceivers {
+            control: slot.control.subscribe(),
+            presence: slot.presence.subscribe(),
+        };
         let conn = Connection {
             hub: Arc::clone(self),
             user,
             first: slot.sockets == 1,
             released: false,
         };
-        Some((rx, conn))
+        Some((receivers, conn))
     }
 
     /// Unregisters one socket; true when it was the user's last (they just went offline).

@@ -12,11 +12,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamMap;
@@ -29,7 +31,7 @@ use crate::api::messages::{submit_send, SendBody};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::hub::{Connection, Event, EventKind, Outbound};
+use crate::hub::{Connection, Event, EventKind, Outbound, UserReceivers};
 use crate::ids::{GroupId, MessageId, UserId};
 use crate::store::messages::{self, Message, Sent};
 use crate::store::written;
@@ -86,9 +88,9 @@ pub struct Session {
     ws: Socket,
     subs: StreamMap<GroupId, BroadcastStream<Arc<Event>>>,
     cursors: HashMap<GroupId, MessageId>,
-    /// Answers to this socket's writes, when they are committed (`None`: nothing to say).
-    answers_tx: mpsc::UnboundedSender<Option<Utf8Bytes>>,
-    in_flight: usize,
+    /// This socket's writes waiting for their commit, each yielding its answer (`None`:
+    /// nothing to say). Polled by this task: no task or channel per socket until it writes.
+    pending: FuturesUnordered<BoxFuture<'static, Option<Utf8Bytes>>>,
     last_heard: Instant,
     last_typing: HashMap<GroupId, Instant>,
     /// Frames fed since the last flush; added to the shared metric once per flush, not once
@@ -107,10 +109,9 @@ impl Session {
         user: UserId,
         since: Option<MessageId>,
         ws: Socket,
-        registration: (broadcast::Receiver<Arc<Event>>, Connection),
+        registration: (UserReceivers, Connection),
     ) {
-        let (user_rx, registration) = registration;
-        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
+        let (receivers, registration) = registration;
         let mut session = Session {
             state: Arc::clone(&state),
             user,
@@ -118,8 +119,7 @@ impl Session {
             ws,
             subs: StreamMap::new(),
             cursors: HashMap::new(),
-            answers_tx,
-            in_flight: 0,
+            pending: FuturesUnordered::new(),
             last_heard: Instant::now(),
             last_typing: HashMap::new(),
             fed: 0,
@@ -129,7 +129,7 @@ impl Session {
             announce_online(&state, user).await;
         }
         let end = match session.start(since).await {
-            Ok(()) => session.serve(user_rx, answers_rx).await,
+            Ok(()) => session.serve(receivers).await,
             Err(end) => end,
         };
         session.close(end).await;
@@ -195,11 +195,7 @@ impl Session {
         }
     }
 
-    async fn serve(
-        &mut self,
-        mut user_rx: broadcast::Receiver<Arc<Event>>,
-        mut answers_rx: mpsc::UnboundedReceiver<Option<Utf8Bytes>>,
-    ) -> End {
+    async fn serve(&mut self, mut receivers: UserReceivers) -> End {
         let shutdown = self.state.shutdown.clone();
         let mut heartbeat = tokio::time::interval(self.state.config.ws_ping_interval);
         heartbeat.reset();
@@ -207,8 +203,7 @@ impl Session {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => Err(End::Shutdown),
-                Some(answer) = answers_rx.recv() => {
-                    self.in_flight -= 1;
+                Some(answer) = self.pending.next(), if !self.pending.is_empty() => {
                     match answer {
                         Some(text) => self.feed(text).await,
                         None => Ok(()),
@@ -218,7 +213,13 @@ impl Session {
                 Some((group, item)) = self.subs.next(), if !self.subs.is_empty() => {
                     self.group_event(group, item).await
                 }
-                item = user_rx.recv() => self.user_event(item).await,
+                item = receivers.control.recv() => self.user_event(item).await,
+                item = receivers.presence.recv() => match item {
+                    Ok(event) => self.feed(event.text.clone()).await,
+                    // Presence is best effort: a socket that fell behind skips some.
+                    Err(broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                    Err(broadcast::error::RecvError::Closed) => Err(End::Broken),
+                },
                 _ = heartbeat.tick() => self.heartbeat().await,
             };
             let step = match step {
@@ -456,8 +457,8 @@ impl Session {
             .await
     }
 
-    /// Waits for a queued write off this task, then answers through `answers_tx`: with
-    /// `ok(result)` on success, with an error frame (naming `client_id`) on failure.
+    /// Keeps a queued write until its commit, then answers: with `ok(result)` on success, with
+    /// an error frame (naming `client_id`) on failure.
     async fn answer_later<T, F>(
         &mut self,
         pending: Result<F, ApiError>,
@@ -468,7 +469,7 @@ impl Session {
         T: Send + 'static,
         F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
     {
-        if self.in_flight >= MAX_IN_FLIGHT {
+        if self.pending.len() >= MAX_IN_FLIGHT {
             let err =
                 ApiError::rate_limited("too many writes waiting; wait for their answers", None);
             return self.send_error(&err, client_id.as_deref()).await;
@@ -477,15 +478,12 @@ impl Session {
             Ok(pending) => pending,
             Err(err) => return self.send_error(&err, client_id.as_deref()).await,
         };
-        self.in_flight += 1;
-        let answers = self.answers_tx.clone();
-        tokio::spawn(async move {
-            let answer = match pending.await {
+        self.pending.push(Box::pin(async move {
+            match pending.await {
                 Ok(value) => ok(value),
                 Err(err) => Some(error_frame(&err, client_id.as_deref())),
-            };
-            let _ = answers.send(answer);
-        });
+            }
+        }));
         Ok(())
     }
 
@@ -629,7 +627,7 @@ fn announce(
     for contact in to {
         state
             .hub
-            .publish(Outbound::User(contact, Arc::clone(&event)));
+            .publish(Outbound::Presence(contact, Arc::clone(&event)));
     }
 }
 
