@@ -299,6 +299,9 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), String> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking work is SQLite reads (16 pooled connections) and bcrypt (a few permits):
+        // more threads than this would only wait, each holding a stack and malloc arena.
+        .max_blocking_threads(32)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {

@@ -33,7 +33,8 @@ impl UpgradeSlot {
 }
 
 /// Bytes each socket keeps for reading frames: small, because idle sockets are most sockets.
-const READ_BUFFER: usize = 4096;
+/// A typical send frame fits; a bigger one grows the buffer while it is read.
+const READ_BUFFER: usize = 2048;
 
 pub fn routes(state: &Arc<AppState>, r: &mut Routes) {
     r.add::<__path_upgrade>(
