@@ -23,9 +23,7 @@
   const input = $('composer-input');
   const wide = window.matchMedia('(min-width: 721px)');
 
-  // ---------------------------------------------------------------------------------------------
-  // Session (sessionStorage: per tab, so two tabs can be two different users)
-  // ---------------------------------------------------------------------------------------------
+  // ---- Session (sessionStorage: per tab, so two tabs can be two different users) ----
   const SESSION_KEY = 'chatserver.session';
   let session = null; // {token, refresh_token, expires_at (ms), user}
   try { session = JSON.parse(sessionStorage.getItem(SESSION_KEY)); } catch { session = null; }
@@ -38,9 +36,7 @@
 
   const me = () => (session ? session.user.id : null);
 
-  // ---------------------------------------------------------------------------------------------
-  // HTTP API
-  // ---------------------------------------------------------------------------------------------
+  // ---- HTTP API ----
   class ApiError extends Error {
     constructor(status, code, message) { super(message); this.status = status; this.code = code; }
   }
@@ -50,14 +46,10 @@
     const headers = {};
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (token) headers.Authorization = `Bearer ${token}`;
-    const res = await fetch(path, { method, headers,
-      body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     if (res.status === 204) return null;
     const data = await res.json().catch(() => null);
-    if (!res.ok) {
-      throw new ApiError(res.status, (data && data.code) || `http_${res.status}`,
-        (data && data.error) || res.statusText);
-    }
+    if (!res.ok) throw new ApiError(res.status, data?.code ?? `http_${res.status}`, data?.error ?? res.statusText);
     return data;
   }
 
@@ -83,9 +75,7 @@
   /** An authenticated request; on 401 it refreshes the access token once and retries. */
   async function api(method, path, body) {
     if (!session) throw new ApiError(401, 'unauthorized', 'signed out');
-    try {
-      return await request(method, path, body, session.token);
-    } catch (e) {
+    try { return await request(method, path, body, session.token); } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 401) throw e;
     }
     await refreshToken();
@@ -93,9 +83,7 @@
     return request(method, path, body, session.token);
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // State
-  // ---------------------------------------------------------------------------------------------
+  // ---- State ----
   const convs = new Map();     // conversation id -> object from GET /v1/groups, kept up to date
   const convEls = new Map();   // conversation id -> <li> in #conversations
   const online = new Map();    // user id -> bool (listings + presence events)
@@ -104,9 +92,7 @@
   let open = null;             // the open conversation: {id, msgs: Map(id -> message), els, pending, ...}
   let maxId = null;            // highest message id received on the socket: the `since` of a reconnect
 
-  // ---------------------------------------------------------------------------------------------
-  // Conversation list
-  // ---------------------------------------------------------------------------------------------
+  // ---- Conversation list ----
   const title = (c) => (c.kind === 'direct' ? (c.peer ? c.peer.username : 'Direct chat') : c.name);
   const activity = (c) => (c.last_message ? c.last_message.timestamp : c.created_at) || '';
 
@@ -126,9 +112,7 @@
       seen.add(g.id);
       const old = convs.get(g.id);
       // A live message may have arrived while the request was on its way: keep the newer one.
-      if (old && old.last_message && (!g.last_message || old.last_message.id > g.last_message.id)) {
-        g.last_message = old.last_message;
-      }
+      if (old?.last_message && old.last_message.id > (g.last_message?.id ?? 0)) g.last_message = old.last_message;
       if (old) Object.assign(old, g); else convs.set(g.id, g);
       if (initial && g.last_message) maxId = Math.max(maxId || 0, g.last_message.id);
     }
@@ -157,7 +141,7 @@
       if (!li) {
         li = el('li');
         const btn = el('button', 'conv');
-        btn.type = 'button';
+        btn.type = 'button'; // the badge below is `.unread`; its text is the count
         btn.dataset.conversationId = String(c.id);
         btn.append(el('span', 'dot'), el('span', 'conv-name'), el('span', 'conv-time'),
           el('span', 'conv-preview'), el('span', 'unread'));
@@ -175,7 +159,7 @@
 
   function fillConversation(btn, c) {
     const [dot, name, time, prev, badge] = btn.children;
-    const peer = c.kind === 'direct' && c.peer ? c.peer.id : null;
+    const peer = c.kind === 'direct' ? c.peer?.id ?? null : null;
     dot.hidden = peer === null;
     setDot(dot, online.get(peer));
     name.textContent = title(c);
@@ -187,8 +171,7 @@
     badge.textContent = String(n);
     badge.hidden = n === 0;
     btn.classList.toggle('has-unread', n > 0);
-    if (open && open.id === c.id) btn.setAttribute('aria-current', 'true');
-    else btn.removeAttribute('aria-current');
+    btn.toggleAttribute('aria-current', open?.id === c.id);
     btn.setAttribute('aria-label', `${title(c)}${n ? `, ${n} unread` : ''}. ${prev.textContent}`);
   }
 
@@ -207,21 +190,19 @@
     if (open) loadMembers(open);
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // The open conversation
-  // ---------------------------------------------------------------------------------------------
+  // ---- The open conversation ----
   function openConversation(id) {
     if (!convs.has(id)) return;
     if (open && open.id === id) { showChat(true); return; }
     if (open) drafts.set(open.id, input.value);
     open = { id, msgs: new Map(), els: new Map(), pending: new Map(),
       hasMore: false, loading: false, members: [] };
+    lastTypingAt = 0;
+    stuck = true;
     box.replaceChildren();
     input.value = drafts.get(id) || '';
-    autosize();
-    input.disabled = false;
-    $('composer-send').disabled = false;
     showChat(true);
+    setComposer(true);
     renderHeader();
     renderTyping(id);
     renderConversations();
@@ -236,12 +217,16 @@
     open = null;
     box.replaceChildren();
     input.value = '';
-    input.disabled = true;
-    $('composer-send').disabled = true;
+    setComposer(false);
     $('typing').textContent = '';
     showChat(false);
     renderHeader();
     renderConversations();
+  }
+
+  function setComposer(on) {
+    input.disabled = $('composer-send').disabled = !on;
+    autosize();
   }
 
   /** On a phone only one pane shows: the list, or the open conversation. */
@@ -285,13 +270,12 @@
       page = await api('GET', `/v1/messages/group/${o.id}?limit=50${before ? `&before=${before}` : ''}`);
     } catch {
       o.loading = false;
-      if (open === o && !before) notice('Could not load the messages. Reopen the conversation to retry.');
+      if (open === o && !before) box.append(el('p', 'notice', 'Could not load the messages. Reopen the conversation to retry.'));
       return;
     }
     o.loading = false;
     if (open !== o) return;
-    const height = box.scrollHeight;
-    const top = box.scrollTop;
+    const [height, top] = [box.scrollHeight, box.scrollTop];
     page.messages.forEach((m) => putMessage(m));
     o.hasMore = page.has_more;
     box.scrollTop = before ? top + (box.scrollHeight - height) : box.scrollHeight;
@@ -299,16 +283,14 @@
     if (o.hasMore && box.scrollHeight <= box.clientHeight + 60) await loadHistory(o, oldestId());
   }
 
-  function oldestId() {
-    const first = box.querySelector('[data-message-id]');
-    return first ? Number(first.dataset.messageId) : undefined;
-  }
+  const oldestId = () => Number(box.querySelector('[data-message-id]')?.dataset.messageId);
 
+  let stuck = true; // the view was at the bottom when last scrolled: keep it there when it resizes
   box.addEventListener('scroll', () => {
+    stuck = nearBottom();
     if (open && open.hasMore && !open.loading && box.scrollTop < 80) loadHistory(open, oldestId());
   });
-
-  function notice(text) { box.append(el('p', 'notice', text)); }
+  new ResizeObserver(() => { if (stuck) box.scrollTop = box.scrollHeight; }).observe(box);
 
   const nearBottom = () => box.scrollHeight - box.scrollTop - box.clientHeight < 100;
 
@@ -328,8 +310,7 @@
       o.els.set(m.id, node);
       // Before the first message with a larger id, or before the pending ones at the end.
       let next = null;
-      for (let i = box.children.length - 1; i >= 0; i--) {
-        const child = box.children[i];
+      for (let child = box.lastElementChild; child; child = child.previousElementSibling) {
         const id = child.dataset.messageId;
         if (id === undefined || Number(id) > m.id) next = child; else break;
       }
@@ -363,12 +344,11 @@
   }
 
   /** Is the user looking at this conversation right now? */
-  const viewing = (id) => open !== null && open.id === id && document.visibilityState === 'visible';
+  const viewing = (id) => open?.id === id && document.visibilityState === 'visible';
 
   /** Marks the open conversation read up to its newest message (the marker only moves forward). */
   function markRead() {
-    if (!open || !viewing(open.id)) return;
-    const c = convs.get(open.id);
+    const c = open && viewing(open.id) && convs.get(open.id);
     if (!c) return;
     if (c.unread_count) { c.unread_count = 0; renderConversations(); }
     const newest = open.msgs.size ? Math.max(...open.msgs.keys()) : 0;
@@ -379,9 +359,7 @@
       .catch(() => { if (c.last_read_id === newest) c.last_read_id = before; });
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Incoming messages and events
-  // ---------------------------------------------------------------------------------------------
+  // ---- Incoming messages and events ----
 
   /** A message from the socket (live or replayed) or from our own POST. */
   function applyMessage(m) {
@@ -392,7 +370,7 @@
     if (isNew && m.sender_id !== me() && m.id > (c.last_read_id || 0) && !viewing(c.id)) {
       c.unread_count = (c.unread_count || 0) + 1;
     }
-    if (open && open.id === m.group_id) {
+    if (open?.id === m.group_id) {
       const stick = nearBottom() || m.sender_id === me();
       putMessage(m);
       if (stick) box.scrollTop = box.scrollHeight;
@@ -405,26 +383,24 @@
   /** An edit or a deletion: update the message if it is on screen and the preview if it is last. */
   function patchMessage(groupId, id, changes) {
     const c = convs.get(groupId);
-    if (c && c.last_message && c.last_message.id === id) c.last_message = { ...c.last_message, ...changes };
-    if (open && open.id === groupId && open.msgs.has(id)) putMessage({ ...open.msgs.get(id), ...changes });
+    if (c?.last_message?.id === id) c.last_message = { ...c.last_message, ...changes };
+    if (open?.id === groupId && open.msgs.has(id)) putMessage({ ...open.msgs.get(id), ...changes });
     renderConversations();
   }
 
   function typingText(groupId) {
-    const names = [...(typing.get(groupId) || new Map()).values()].map((t) => t.name);
-    if (names.length === 0) return '';
-    if (names.length === 1) return `${names[0]} is typing…`;
-    if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
-    return 'Several people are typing…';
+    const n = [...(typing.get(groupId)?.values() ?? [])].map((t) => t.name);
+    return n.length === 0 ? '' : n.length === 1 ? `${n[0]} is typing…`
+      : n.length === 2 ? `${n[0]} and ${n[1]} are typing…` : 'Several people are typing…';
   }
 
   function renderTyping(groupId) {
-    if (open && open.id === groupId) $('typing').textContent = typingText(groupId);
+    if (open?.id === groupId) $('typing').textContent = typingText(groupId);
   }
 
   function stopTyping(groupId, userId) {
     const users = typing.get(groupId);
-    if (!users || !users.has(userId)) return;
+    if (!users?.has(userId)) return;
     clearTimeout(users.get(userId).timer);
     users.delete(userId);
     renderTyping(groupId);
@@ -438,7 +414,7 @@
       retries = 0;
       setStatus();
       // Catch up on what the replay does not cover: unread counts, new or renamed conversations, presence.
-      refreshConversations().then(refreshPresence).catch(() => {});
+      refreshConversations(maxId === null).then(refreshPresence).catch(() => {});
     },
     group_message(e) {
       maxId = Math.max(maxId || 0, e.id);
@@ -448,7 +424,7 @@
     message_deleted(e) {
       patchMessage(e.group_id, e.id, { content: '', deleted: true });
       const c = convs.get(e.group_id);
-      if (c && c.unread_count && !viewing(c.id)) scheduleRefresh(); // it may have been an unread one
+      if (c?.unread_count && !viewing(c.id)) scheduleRefresh(); // it may have been an unread one
     },
     typing(e) {
       if (e.user_id === me()) return;
@@ -475,22 +451,22 @@
     },
     member_added(e) {
       if (e.user_id === me() || !convs.has(e.group_id)) scheduleRefresh();
-      else if (open && open.id === e.group_id) loadMembers(open);
+      else if (open?.id === e.group_id) loadMembers(open);
     },
     member_removed(e) {
       if (e.user_id === me()) handlers.group_deleted(e);
-      else if (open && open.id === e.group_id) loadMembers(open);
+      else if (open?.id === e.group_id) loadMembers(open);
     },
     group_updated(e) {
       const c = convs.get(e.group_id);
       if (!c) { scheduleRefresh(); return; }
-      if (e.group && e.group.name) c.name = e.group.name;
+      if (e.group?.name) c.name = e.group.name;
       renderConversations();
-      if (open && open.id === c.id) renderHeader();
+      if (open?.id === c.id) renderHeader();
     },
     group_deleted(e) {
       convs.delete(e.group_id);
-      if (open && open.id === e.group_id) closeConversation();
+      if (open?.id === e.group_id) closeConversation();
       renderConversations();
     },
     error(e) { console.warn('chatserver:', e.code, e.error); },
@@ -498,15 +474,10 @@
     pong() {},
   };
 
-  // ---------------------------------------------------------------------------------------------
-  // WebSocket: connect, ping, reconnect with backoff and `since`
-  // ---------------------------------------------------------------------------------------------
-  let ws = null;
-  let wsReady = false;     // `ready` received on the current socket
-  let retries = 0;         // failed attempts since the last `ready`: the backoff exponent
-  let retryTimer = null;
-  let pingTimer = null;
-  let lastFrameAt = 0;
+  // ---- WebSocket: connect, ping, reconnect with backoff and `since` ----
+  let ws = null, wsReady = false; // the socket, and whether its `ready` has come
+  let retries = 0, retryTimer = null; // failed attempts since the last `ready`: the backoff exponent
+  let pingTimer = null, lastFrameAt = 0;
   let checkToken = false;  // the last attempt never opened: maybe the token was refused (401)
 
   function setStatus() {
@@ -528,7 +499,7 @@
       if (session) scheduleReconnect(); // network trouble; a dead session has signed out already
       return;
     }
-    if (!session) return;
+    if (!session || ws) return; // signed out, or another attempt got there first
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const since = maxId === null ? '' : `&since=${maxId}`;
     const sock = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(session.token)}${since}`);
@@ -544,8 +515,7 @@
       lastFrameAt = Date.now();
       let e;
       try { e = JSON.parse(ev.data); } catch { return; }
-      const handler = handlers[e && e.type];
-      if (handler) handler(e);
+      if (Object.prototype.hasOwnProperty.call(handlers, e?.type)) handlers[e.type](e);
     };
     sock.onclose = () => {
       if (ws !== sock) return; // replaced or dropped on purpose
@@ -564,11 +534,9 @@
 
   function dropSocket() {
     clearInterval(pingTimer);
-    if (ws) {
-      const old = ws;
-      ws = null;
-      try { old.close(); } catch { /* already closed */ }
-    }
+    const old = ws;
+    ws = null;
+    old?.close();
     wsReady = false;
     setStatus();
   }
@@ -576,14 +544,11 @@
   /** 1 s, 2 s, 4 s, 8 s, then 15 s between attempts until a `ready`. */
   function scheduleReconnect() {
     clearTimeout(retryTimer);
-    const delay = Math.min(1000 * 2 ** retries, 15000);
+    retryTimer = setTimeout(connect, Math.min(1000 * 2 ** retries, 15000));
     retries += 1;
-    retryTimer = setTimeout(connect, delay);
   }
 
-  function sendFrame(frame) {
-    if (ws && wsReady) ws.send(JSON.stringify(frame));
-  }
+  const sendFrame = (frame) => { if (ws && wsReady) ws.send(JSON.stringify(frame)); };
 
   // Coming back (network up, tab shown again): do not wait out the backoff.
   window.addEventListener('online', () => { if (session && !ws) { retries = 0; connect(); } });
@@ -593,17 +558,15 @@
     if (!ws) { retries = 0; connect(); }
   });
 
-  // ---------------------------------------------------------------------------------------------
-  // Composer: Enter sends, Shift+Enter is a new line; typing frames at most every 2 s
-  // ---------------------------------------------------------------------------------------------
+  // ---- Composer: Enter sends, Shift+Enter is a new line; typing frames at most every 2 s ----
   let lastTypingAt = 0;
 
   function uuid() {
-    if (window.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+    if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
     // crypto.randomUUID needs a secure context (https or localhost); http://192.168.x.y is not one.
     const b = crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // variant 1
     const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
@@ -611,7 +574,9 @@
   function autosize() {
     input.style.height = 'auto';
     // scrollHeight leaves out the borders, which border-box sizing counts.
-    input.style.height = `${Math.min(input.scrollHeight + input.offsetHeight - input.clientHeight, 160)}px`;
+    const height = input.scrollHeight + input.offsetHeight - input.clientHeight;
+    input.style.height = `${Math.min(height, 160)}px`;
+    input.style.overflowY = height > 160 ? 'auto' : 'hidden';
   }
 
   function send() {
@@ -642,7 +607,7 @@
     api('POST', `/v1/messages/group/${p.group_id}`, { content: p.content, client_id: p.client_id })
       .then((m) => applyMessage(m))
       .catch((e) => {
-        if (o.pending.get(p.client_id) !== entry) return;
+        if (o.pending.get(p.client_id) !== entry) return; // arrived after all, or conversation closed
         entry.node.classList.add('failed');
         const retry = el('button', 'link', 'Retry');
         retry.type = 'button';
@@ -664,9 +629,7 @@
   $('composer').addEventListener('submit', (e) => { e.preventDefault(); send(); input.focus(); });
   $('back').addEventListener('click', () => closeConversation());
 
-  // ---------------------------------------------------------------------------------------------
-  // Login, start, logout
-  // ---------------------------------------------------------------------------------------------
+  // ---- Login, start, logout ----
   function showLoginError(text) {
     $('login-error').textContent = text;
     $('login-error').hidden = !text;
@@ -705,12 +668,9 @@
     $('app-view').hidden = false;
     $('me').textContent = session.user.username;
     setStatus();
-    try {
-      await refreshConversations(true); // also gives `since` for the first socket
-    } catch { /* offline: the socket's ready will fetch it */ }
-    if (!session) return;
-    refreshPresence().catch(() => {});
-    connect();
+    // The list also gives `since` for the first socket; offline, the socket's `ready` fetches it.
+    await refreshConversations(true).catch(() => {});
+    if (session) connect();
   }
 
   /** Forgets the session and everything shown, back to the login screen. */
@@ -719,9 +679,7 @@
     sessionStorage.removeItem(SESSION_KEY);
     clearTimeout(retryTimer);
     dropSocket();
-    retries = 0;
-    checkToken = false;
-    maxId = null;
+    [retries, checkToken, maxId] = [0, false, null];
     closeConversation();
     convs.clear();
     online.clear();
@@ -738,13 +696,11 @@
   $('logout').addEventListener('click', () => {
     const s = session;
     signOut();
-    if (s) {
-      request('POST', '/v1/auth/logout', { refresh_token: s.refresh_token }, s.token).catch(() => {});
-    }
+    if (s) request('POST', '/v1/auth/logout', { refresh_token: s.refresh_token }, s.token).catch(() => {});
   });
 
   wide.addEventListener('change', () => { if (open) showChat(true); });
 
-  if (session && session.token && session.user) start();
+  if (session?.token && session.user) start();
   else { session = null; $('login-username').focus(); }
 })();
