@@ -1,0 +1,358 @@
+//! Load generator for chatserver. It drives a RUNNING server through its public API only
+//! (HTTP + WebSocket) and reports, per scenario, the median of several runs with min–max as a
+//! table plus one JSON line (for BENCHMARKS.md). `--help` lists every option.
+//!
+//! ```sh
+//! cargo build --release && cargo build --release --example loadgen
+//! ulimit -n 20000   # in the server's shell: `idle` holds 10,000 sockets
+//! RUST_LOG=warn target/release/chatserver --addr 127.0.0.1:18100 --db /tmp/lg/chat.db --bcrypt-cost 4 &
+//! L="target/release/examples/loadgen --url http://127.0.0.1:18100"
+//! $L idle --sockets 10000          # first, on the fresh server (see below)
+//! $L http-send --connections 64
+//! $L fanout --sockets 1000         # closed loop: throughput at saturation
+//! $L fanout --sockets 1000 --rate 700   # open loop: latency at a given load
+//! $L fanout --groups 10 --members 100 --senders 10
+//! $L history --messages 1000000    # fills a group once (~20-40 s), reuses it afterwards
+//! target/release/examples/loadgen startup --bin target/release/chatserver
+//! ```
+//!
+//! - `http-send`, `fanout` and `idle` register fresh users (names `lg<hex>_<n>`), so the server
+//!   should run with `--bcrypt-cost 4`: setup then takes seconds, not minutes. `history` logs
+//!   in as the seeded Ava (password `password`). `startup` spawns its own servers.
+//! - `RUST_LOG=warn` keeps the server from logging every request (≈ 6 % of http-send here).
+//! - `idle` gives RSS per socket against the server's RSS before its first run; run it on a
+//!   freshly started server, since memory freed by earlier sockets is reused without growing.
+//! - `fanout` exits 2 if any socket missed a message, got one twice or out of order. A socket
+//!   closed with 1013 reconnects with `since=` as the contract asks of clients, and is counted.
+//! - Only 127.0.0.1 / localhost / ::1 are accepted; every loop is bounded in count and time,
+//!   and a watchdog ends the process after `--timeout` seconds.
+
+// A crate root looks for its modules beside itself; these live in examples/loadgen/.
+#[path = "loadgen/net.rs"]
+mod net;
+#[path = "loadgen/scenarios.rs"]
+mod scenarios;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use serde_json::{json, Map, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+pub enum Scenario {
+    HttpSend,
+    Fanout,
+    Idle,
+    History,
+    Startup,
+}
+
+/// Options shared by every scenario; each uses the ones that concern it.
+#[derive(Parser, Debug)]
+#[command(about = "Load generator for chatserver: drives a running server through its public API")]
+pub struct Opts {
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// The server (127.0.0.1, localhost or ::1 only).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Measured runs; the report gives their median and min–max.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Length of one run (http-send, fanout). Default 5, or 120 as a cap with --messages.
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Messages per run (http-send, fanout), or in the history group / startup database (1M).
+    #[arg(long)]
+    pub messages: Option<u64>,
+    /// HTTP connections (http-send).
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Sockets: fanout receivers (default 1000) or idle sockets (default 10000).
+    #[arg(long)]
+    pub sockets: Option<usize>,
+    /// Groups (fanout: G groups of --members; http-send: groups written to, default 4).
+    #[arg(long)]
+    pub groups: Option<usize>,
+    /// Members (one socket each) per group in fanout; default sockets / groups.
+    #[arg(long)]
+    pub members: Option<usize>,
+    /// Sockets that send in fanout, spread over the groups.
+    #[arg(long, default_value_t = 4)]
+    pub senders: usize,
+    /// fanout: this many receivers per group read slowly (1 ms pause after each frame).
+    #[arg(long, default_value_t = 0)]
+    pub slow: usize,
+    /// fanout: messages sent but not yet delivered to every socket, over all senders.
+    #[arg(long, default_value_t = 64)]
+    pub window: u64,
+    /// fanout: total messages per second (open loop) instead of the window's closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Users (http-send default 16, idle default 100); their sockets/connections share them.
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// The server's pid for idle (default: the process listening on the URL's port).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Requests per run (history pages; healthz probes in idle).
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// The server binary for startup.
+    #[arg(long, default_value = "target/release/chatserver")]
+    pub bin: PathBuf,
+    /// startup: keep (or reuse, if it exists) the filled database here instead of a temp file.
+    #[arg(long)]
+    pub keep_db: Option<PathBuf>,
+    /// startup: extra arguments for the spawned servers, e.g. "--sync full".
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub server_args: String,
+    /// Hard limit on the whole invocation, in seconds: a watchdog exits after it.
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+}
+
+fn main() {
+    let opts = Opts::parse();
+    if opts.runs == 0 {
+        fail("--runs must be at least 1");
+    }
+    let nofile = raise_nofile();
+    // Every loop has its own bounds; this one catches whatever was missed.
+    let limit = opts.timeout;
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(limit));
+        eprintln!("loadgen: watchdog: still running after {limit} s, exiting");
+        std::process::exit(3);
+    });
+    let addr = if opts.scenario == Scenario::Startup {
+        None
+    } else {
+        Some(local_addr(&opts.url))
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = rt.block_on(scenarios::run(&opts, addr, nofile));
+    match result {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(2), // a correctness violation was reported above
+        Err(e) => fail(&e),
+    }
+}
+
+pub fn fail(msg: &str) -> ! {
+    eprintln!("loadgen: {msg}");
+    std::process::exit(1)
+}
+
+/// Parses `http://host:port` and refuses anything but the loopback interface.
+fn local_addr(url: &str) -> SocketAddr {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| fail("--url must start with http://"));
+    let hostport = rest.split('/').next().unwrap_or("");
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .unwrap_or_else(|_| fail("bad port in --url")),
+        ),
+        None => (hostport, 80),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if !matches!(host, "127.0.0.1" | "localhost" | "::1") {
+        fail("refusing a host other than 127.0.0.1, localhost or ::1");
+    }
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    let addr = (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next());
+    addr.filter(|a| a.ip().is_loopback())
+        .unwrap_or_else(|| fail("--url does not resolve to loopback"))
+}
+
+/// Raises RLIMIT_NOFILE to the hard limit (10,000 idle sockets need 10,000 descriptors);
+/// returns the soft limit now in force.
+fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+            return want.rlim_cur;
+        }
+    }
+    lim.rlim_cur
+}
+
+/// The pid of the process listening on 127.0.0.1:`port` (or [::1]), found like `ss -ltnp`:
+/// the socket's inode from /proc/net/tcp*, then the process holding that inode.
+pub fn pid_listening_on(port: u16) -> Option<u32> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if f.len() > 9 && f[3] == "0A" && local_port == Some(port) {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = proc_entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                if inodes.iter().any(|i| link.as_os_str() == i.as_str()) {
+                    return Some(pid);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A value from /proc/<pid>/status or /proc/<pid>/limits-style text, in kB for VmRSS.
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub fn nofile_of(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The value at quantile `q` of `v` (sorted here), or 0 for no samples.
+pub fn percentile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable_by(|a, b| a.total_cmp(b));
+    let pos = (v.len() - 1) as f64 * q; // interpolated, so the median of 2 runs is their mean
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// One metric measured once per run.
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub values: Vec<f64>,
+}
+
+impl Metric {
+    pub fn new((name, unit): (&'static str, &'static str)) -> Metric {
+        Metric {
+            name,
+            unit,
+            values: Vec::new(),
+        }
+    }
+
+    /// Appends one run's values, in the order the metrics were declared.
+    pub fn record(metrics: &mut [Metric], values: &[f64]) {
+        for (m, v) in metrics.iter_mut().zip(values) {
+            m.values.push(*v);
+        }
+    }
+}
+
+/// Prints a table (median, min–max per metric), notes, and one JSON line.
+pub fn report(scenario: &str, params: Value, metrics: &[Metric], notes: &[String]) {
+    println!("\n== {scenario}  {}", params.to_string().replace('"', ""));
+    println!("{:<28} {:>14} {:>26}", "metric", "median", "min – max");
+    let mut jm = Map::new();
+    for m in metrics {
+        let mut v = m.values.clone();
+        let med = percentile(&mut v, 0.5);
+        let (min, max) = (
+            v.first().copied().unwrap_or(0.0),
+            v.last().copied().unwrap_or(0.0),
+        );
+        let label = if m.unit == "1/s" {
+            m.name.to_string()
+        } else {
+            format!("{} ({})", m.name, m.unit)
+        };
+        println!(
+            "{label:<28} {:>14} {:>26}",
+            fmt(med),
+            format!("{} – {}", fmt(min), fmt(max))
+        );
+        let key = json_key(m);
+        jm.insert(key, json!({"median": round3(med), "min": round3(min), "max": round3(max), "runs": m.values.iter().map(|x| round3(*x)).collect::<Vec<_>>()}));
+    }
+    for n in notes {
+        println!("  {n}");
+    }
+    println!(
+        "{}",
+        json!({"scenario": scenario, "params": params, "metrics": jm})
+    );
+}
+
+/// "deliveries/s" → "deliveries_per_s", "latency p99" (ms) → "latency_p99_ms".
+fn json_key(m: &Metric) -> String {
+    let mut key = m.name.to_lowercase().replace('/', " per ");
+    if m.unit != "1/s" {
+        key = format!("{key} {}", m.unit.to_lowercase());
+    }
+    let words: Vec<&str> = key
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.join("_")
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Large numbers with thousands separators, small ones with 3 significant-ish decimals.
+pub fn fmt(x: f64) -> String {
+    if x.abs() >= 1000.0 {
+        let s = format!("{:.0}", x);
+        let (sign, digits) = s.split_at(if s.starts_with('-') { 1 } else { 0 });
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        format!("{sign}{out}")
+    } else if x.abs() >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.3}")
+    }
+}
