@@ -14,7 +14,8 @@ use rusqlite::Connection;
 use crate::app::{self, jwt_secret};
 use crate::auth::Keys;
 use crate::config::{
-    Config, Registration, SyncMode, DEFAULT_ADDR, DEFAULT_BODY_LIMIT, DEFAULT_SOCKETS_PER_USER,
+    Config, Registration, SyncMode, DEFAULT_ADDR, DEFAULT_BODY_LIMIT, DEFAULT_HUB_CAPACITY,
+    DEFAULT_SOCKETS_PER_USER,
 };
 use crate::limits::{ACCOUNT_LIMIT, ADDRESS_LIMIT};
 use crate::store::{self, seed, users};
@@ -288,7 +289,7 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), String> {
         sync: args.sync,
         body_limit: args.body_limit,
         ws_max_message: args.ws_max_message,
-        hub_capacity: 1024,
+        hub_capacity: DEFAULT_HUB_CAPACITY,
         cors_origins: args.cors_origin,
         metrics_addr: args.metrics_addr,
         registration: args.registration,

@@ -65,6 +65,11 @@ pub struct Config {
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub const DEFAULT_SOCKETS_PER_USER: usize = 32;
+/// Events a conversation's channel holds for sockets that are behind. Every active
+/// conversation allocates its slots up front (about 40 bytes each), direct chats included, and a
+/// socket that falls further behind catches up from the database; so this covers a burst, not
+/// a backlog.
+pub const DEFAULT_HUB_CAPACITY: usize = 256;
 
 impl Config {
     /// A server on an ephemeral port with the cheapest bcrypt cost, for tests.
@@ -80,7 +85,7 @@ impl Config {
             sync: SyncMode::Normal,
             body_limit: DEFAULT_BODY_LIMIT,
             ws_max_message: DEFAULT_BODY_LIMIT,
-            hub_capacity: 1024,
+            hub_capacity: DEFAULT_HUB_CAPACITY,
             cors_origins: Vec::new(),
             metrics_addr: None,
             registration: Registration::Open,
