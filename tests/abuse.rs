@@ -525,11 +525,11 @@ async fn try_token(api: &Api, token: &str, what: &str) -> u16 {
     }
 
     let query = format!("ws://{}/ws?token={}", api.addr, enc(token));
-    let by_query = upgrade_status(query.into_client_request().unwrap(), what).await;
+    let by_query = upgrade_status(query.into_client_request().unwrap()).await;
     let mut by_header = ws_url(api.addr, None, None).into_client_request().unwrap();
     if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
         by_header.headers_mut().insert("authorization", v);
-        let s = upgrade_status(by_header, what).await;
+        let s = upgrade_status(by_header).await;
         assert_eq!(s, by_query, "{what}: header and query disagree");
     }
     let ws_expected = if status == 200 { 101 } else { 401 };
@@ -542,31 +542,12 @@ async fn try_token(api: &Api, token: &str, what: &str) -> u16 {
 
 async fn upgrade_status(
     request: tokio_tungstenite::tungstenite::handshake::client::Request,
-    what: &str,
 ) -> u16 {
-    let tcp = tokio::net::TcpStream::connect(request.uri().authority().unwrap().as_str())
-        .await
-        .expect("connect");
-    let result = tokio::time::timeout(TIMEOUT, tokio_tungstenite::client_async(request, tcp))
-        .await
-        .expect("handshake timed out");
-    match result {
-        Ok((mut ws, resp)) => {
-            let _ = ws.close(None).await;
-            resp.status().as_u16()
-        }
-        Err(WsError::Http(resp)) => {
-            let status = resp.status().as_u16();
-            let body: Value = resp
-                .body()
-                .as_ref()
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or(Value::Null);
-            assert_error(&(status, body), 401, "unauthorized");
-            status
-        }
-        Err(e) => panic!("{what}: handshake failed without an HTTP answer: {e}"),
+    let (status, body) = ws_attempt(request).await;
+    if status != 101 {
+        assert_error(&(status, body), 401, "unauthorized");
     }
+    status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,6 @@ use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Error as WsError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
@@ -452,29 +451,11 @@ async fn ws_status(api: &Api, token: Option<&str>) -> u16 {
     let request = ws_url(api.addr, token, None)
         .into_client_request()
         .expect("ws request");
-    let tcp = tokio::net::TcpStream::connect(api.addr)
-        .await
-        .expect("connect");
-    let result = tokio::time::timeout(TIMEOUT, tokio_tungstenite::client_async(request, tcp))
-        .await
-        .expect("websocket handshake timed out");
-    match result {
-        Ok((mut ws, resp)) => {
-            let _ = ws.close(None).await;
-            resp.status().as_u16()
-        }
-        Err(WsError::Http(resp)) => {
-            let status = resp.status().as_u16();
-            let body: Value = resp
-                .body()
-                .as_ref()
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or(Value::Null);
-            check_error_body(status, &body, "GET /ws");
-            status
-        }
-        Err(e) => panic!("GET /ws: handshake failed without an HTTP answer: {e}"),
+    let (status, body) = ws_attempt(request).await;
+    if status != 101 {
+        check_error_body(status, &body, "GET /ws");
     }
+    status
 }
 
 fn check_error_body(status: u16, body: &Value, what: &str) {

@@ -117,17 +117,7 @@ async fn operations_describe_their_bodies_and_errors() {
         "protected routes name the bearer scheme"
     );
     let message = &doc["components"]["schemas"]["Message"]["properties"];
-    for field in [
-        "id",
-        "group_id",
-        "sender_id",
-        "sender_username",
-        "content",
-        "timestamp",
-        "edited_at",
-        "deleted",
-        "client_id",
-    ] {
+    for field in MESSAGE_FIELDS {
         assert!(
             message[field].is_object(),
             "Message schema lacks {field}: {message}"

@@ -494,20 +494,23 @@ pub fn assert_timestamp(v: &Value) {
     );
 }
 
+/// The fields of a message object, as the contract lists them.
+pub const MESSAGE_FIELDS: [&str; 9] = [
+    "id",
+    "group_id",
+    "sender_id",
+    "sender_username",
+    "content",
+    "timestamp",
+    "edited_at",
+    "deleted",
+    "client_id",
+];
+
 /// A message object as the contract describes it (HTTP body or the fields of `group_message`).
 #[track_caller]
 pub fn assert_message_shape(m: &Value) {
-    for key in [
-        "id",
-        "group_id",
-        "sender_id",
-        "sender_username",
-        "content",
-        "timestamp",
-        "edited_at",
-        "deleted",
-        "client_id",
-    ] {
+    for key in MESSAGE_FIELDS {
         assert!(m.get(key).is_some(), "message lacks `{key}`: {m}");
     }
     assert!(m["id"].is_i64(), "id is an integer: {m}");
@@ -690,6 +693,31 @@ async fn handshake(
     let tcp = socket.connect(addr).await.map_err(WsError::Io)?;
     tcp.set_nodelay(true).map_err(WsError::Io)?;
     tokio_tungstenite::client_async_with_config(request, tcp, Some(client_config())).await
+}
+
+/// Attempts an upgrade: `(101, Null)` when accepted (the socket is then closed), else the
+/// refusal's status and JSON body (`Null` when it has none).
+pub async fn ws_attempt(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> (u16, Value) {
+    let result = tokio::time::timeout(TIMEOUT, handshake(request, None))
+        .await
+        .expect("websocket handshake timed out");
+    match result {
+        Ok((mut ws, resp)) => {
+            let _ = ws.close(None).await;
+            (resp.status().as_u16(), Value::Null)
+        }
+        Err(WsError::Http(resp)) => {
+            let body = resp
+                .body()
+                .as_ref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null);
+            (resp.status().as_u16(), body)
+        }
+        Err(e) => panic!("handshake failed without an HTTP answer: {e}"),
+    }
 }
 
 /// Attempts an upgrade that must be refused; returns the HTTP status and the body, if JSON.
