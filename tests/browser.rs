@@ -129,15 +129,22 @@ impl Browser {
     }
 
     /// Evaluates `expression` in the tab (awaiting a returned promise) and returns its value.
+    /// A new tab can still swap its first blank document for the page while we ask; then the
+    /// evaluation is lost with its context and is asked again (a bounded number of times).
     async fn eval(&mut self, session: &str, expression: &str) -> Value {
-        let result = self
-            .cdp
-            .call(
-                Some(session),
-                "Runtime.evaluate",
-                json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
-            )
-            .await;
+        let params = json!({"expression": expression, "awaitPromise": true, "returnByValue": true});
+        let mut attempts = 0;
+        let result = loop {
+            match self
+                .cdp
+                .try_call(Some(session), "Runtime.evaluate", params.clone())
+                .await
+            {
+                Ok(result) => break result,
+                Err(err) if attempts < 20 && is_context_swap(&err) => attempts += 1,
+                Err(err) => panic!("Runtime.evaluate: {err}"),
+            }
+        };
         if let Some(exception) = result.get("exceptionDetails") {
             panic!("{expression}\nthrew: {exception}");
         }
@@ -232,9 +239,34 @@ struct Cdp {
     next_id: u64,
 }
 
+/// The errors of an evaluation whose document was replaced while it ran.
+fn is_context_swap(err: &Value) -> bool {
+    let message = err["message"].as_str().unwrap_or("");
+    [
+        "context was destroyed",
+        "Cannot find context",
+        "navigated or closed",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
 impl Cdp {
     /// One DevTools command; events that arrive meanwhile are skipped.
     async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        match self.try_call(session, method, params).await {
+            Ok(result) => result,
+            Err(err) => panic!("{method}: {err}"),
+        }
+    }
+
+    /// One DevTools command: its result, or the error Chromium answered.
+    async fn try_call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -255,9 +287,9 @@ impl Cdp {
             let reply: Value = serde_json::from_str(text.as_str()).unwrap();
             if reply["id"] == id {
                 if let Some(err) = reply.get("error") {
-                    panic!("{method}: {err}");
+                    return Err(err.clone());
                 }
-                return reply["result"].clone();
+                return Ok(reply["result"].clone());
             }
         }
     }
