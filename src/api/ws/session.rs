@@ -161,6 +161,11 @@ impl Session {
         }
         let ready = json!({"type": "ready", "user_id": user, "group_ids": group_ids});
         self.send_json(&ready).await?;
+        if since.is_none() {
+            // A message committed between the read above and the subscriptions is in no
+            // channel this socket heard: read it back (almost always there is none).
+            self.replay(newest).await?;
+        }
         self.flush().await
     }
 
@@ -437,6 +442,9 @@ impl Session {
     }
 
     async fn read(&mut self, group: GroupId, message: MessageId) -> Step {
+        if let Some(full) = self.refuse_if_full(None).await {
+            return full;
+        }
         let user = self.user;
         let pending = self
             .state
@@ -447,6 +455,9 @@ impl Session {
 
     /// Queues the send now (keeping this socket's order) and answers when it is committed.
     async fn send(&mut self, group: GroupId, content: String, client_id: Option<String>) -> Step {
+        if let Some(full) = self.refuse_if_full(client_id.as_deref()).await {
+            return full;
+        }
         let user = AuthUser { id: self.user };
         let body = SendBody {
             content,
@@ -455,6 +466,16 @@ impl Session {
         let pending = submit_send(&self.state, user, group, body);
         self.answer_later(pending, client_id, |sent| Some(ack(&sent)))
             .await
+    }
+
+    /// Refuses a write while too many of this socket's writes wait for their commit. Checked
+    /// before anything is queued, so a refused write is never stored.
+    async fn refuse_if_full(&mut self, client_id: Option<&str>) -> Option<Step> {
+        if self.pending.len() < MAX_IN_FLIGHT {
+            return None;
+        }
+        let err = ApiError::rate_limited("too many writes waiting; wait for their answers", None);
+        Some(self.send_error(&err, client_id).await)
     }
 
     /// Keeps a queued write until its commit, then answers: with `ok(result)` on success, with
@@ -469,11 +490,6 @@ impl Session {
         T: Send + 'static,
         F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
     {
-        if self.pending.len() >= MAX_IN_FLIGHT {
-            let err =
-                ApiError::rate_limited("too many writes waiting; wait for their answers", None);
-            return self.send_error(&err, client_id.as_deref()).await;
-        }
         let pending = match pending {
             Ok(pending) => pending,
             Err(err) => return self.send_error(&err, client_id.as_deref()).await,
