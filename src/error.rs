@@ -147,7 +147,13 @@ impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
         match err.sqlite_error_code() {
-            Some(ErrorCode::DiskFull | ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
+            Some(
+                ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::OperationAborted,
+            ) => {
                 tracing::warn!(error = %err, "database cannot take writes");
                 ApiError::Unavailable("the database cannot take writes right now".into())
             }

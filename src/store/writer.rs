@@ -96,10 +96,13 @@ fn in_savepoint<T>(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
         .unwrap_or_else(|_| Err(ApiError::internal("a write panicked; it was rolled back")));
     match outcome {
-        Ok(written) => {
-            conn.execute_batch("RELEASE write")?;
-            Ok(written)
-        }
+        Ok(written) => match conn.execute_batch("RELEASE write") {
+            Ok(()) => Ok(written),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK TO write; RELEASE write");
+                Err(e.into())
+            }
+        },
         Err(e) => {
             if let Err(rollback) = conn.execute_batch("ROLLBACK TO write; RELEASE write") {
                 tracing::error!(error = %rollback, "rolling back a failed write");
@@ -136,7 +139,28 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics) {
         }
         return;
     }
-    let done: Vec<Done> = batch.into_iter().filter_map(|job| job(Ok(conn))).collect();
+    let mut done = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    while let Some(job) = jobs.next() {
+        done.extend(job(Ok(conn)));
+        if conn.is_autocommit() {
+            // SQLite abandoned the whole transaction (disk full, an I/O error): nothing of this
+            // batch is stored. The rest must not run outside it, in autocommit, where it would
+            // be stored but answered as failed. Every write of the batch is told it failed.
+            tracing::error!("the write transaction was abandoned; the batch is refused");
+            let abandoned = rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the write was abandoned; nothing was stored".into()),
+            );
+            for d in done {
+                (d.answer)(Some(ApiError::from(clone_error(&abandoned))));
+            }
+            for job in jobs {
+                job(Err(&abandoned));
+            }
+            return;
+        }
+    }
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
             for d in done {
