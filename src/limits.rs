@@ -120,25 +120,39 @@ impl LoginGuard {
         }
     }
 
-    /// How long this login must wait before trying again, if it is locked out.
-    pub fn check(&self, login: LoginKey, addr: Option<IpAddr>) -> Option<Duration> {
+    /// Starts a login attempt: refused with how long to wait if the account or address is
+    /// locked out, else counted as a failure at once (before the password is checked), so
+    /// parallel guesses cannot all slip past the check. `succeeded` takes it back.
+    pub fn attempt(&self, login: LoginKey, addr: Option<IpAddr>) -> Result<(), Duration> {
         let now = Instant::now();
-        let account = lock(&self.accounts).locked_for(&login.key(), now);
-        let address = addr.and_then(|a| lock(&self.addresses).locked_for(&a, now));
-        account.into_iter().chain(address).max()
-    }
-
-    pub fn failed(&self, login: LoginKey, addr: Option<IpAddr>) {
-        let now = Instant::now();
-        lock(&self.accounts).record(login.key(), now);
-        if let Some(a) = addr {
-            lock(&self.addresses).record(a, now);
+        let key = login.key();
+        let mut accounts = lock(&self.accounts);
+        let mut addresses = lock(&self.addresses);
+        let account = accounts.locked_for(&key, now);
+        let address = addr.and_then(|a| addresses.locked_for(&a, now));
+        if let Some(wait) = account.into_iter().chain(address).max() {
+            return Err(wait);
         }
+        accounts.record(key, now);
+        if let Some(a) = addr {
+            addresses.record(a, now);
+        }
+        Ok(())
     }
 
-    /// A successful login clears the account's failures (not the address's).
-    pub fn succeeded(&self, login: LoginKey) {
+    /// A successful login clears the account's failures and takes back the address's count
+    /// of this attempt: successful logins never bring an address nearer its ceiling.
+    pub fn succeeded(&self, login: LoginKey, addr: Option<IpAddr>) {
         lock(&self.accounts).by_key.remove(&login.key());
+        if let Some(a) = addr {
+            let mut addresses = lock(&self.addresses);
+            if let Some(times) = addresses.by_key.get_mut(&a) {
+                times.pop_back();
+                if times.is_empty() {
+                    addresses.by_key.remove(&a);
+                }
+            }
+        }
     }
 }
 
@@ -150,62 +164,70 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    fn guard(account: usize, address: usize) -> LoginGuard {
+        let window = Duration::from_secs(60);
+        LoginGuard::new(
+            Limit {
+                failures: account,
+                window,
+            },
+            Limit {
+                failures: address,
+                window,
+            },
+        )
+    }
+
     #[test]
     fn an_account_locks_after_its_failures_and_others_stay_open() {
-        let guard = LoginGuard::new(
-            Limit {
-                failures: 3,
-                window: Duration::from_secs(60),
-            },
-            Limit {
-                failures: 10,
-                window: Duration::from_secs(60),
-            },
-        );
+        let guard = guard(3, 10);
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let (ava, mike) = (LoginKey::Account(UserId(1)), LoginKey::Account(UserId(2)));
         for _ in 0..3 {
-            assert!(guard.check(ava, Some(ip)).is_none());
-            guard.failed(ava, Some(ip));
+            assert!(guard.attempt(ava, Some(ip)).is_ok());
         }
-        let wait = guard.check(ava, Some(ip)).expect("locked");
+        let wait = guard.attempt(ava, Some(ip)).expect_err("locked");
         assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
         assert!(
-            guard.check(mike, Some(ip)).is_none(),
+            guard.attempt(mike, Some(ip)).is_ok(),
             "other accounts are not locked"
         );
-        for name in ["a", "b", "c", "d", "e", "f", "g"] {
-            guard.failed(LoginKey::Name(name), Some(ip));
+        for name in ["a", "b", "c", "d", "e", "f"] {
+            let _ = guard.attempt(LoginKey::Name(name), Some(ip));
         }
         assert!(
-            guard.check(mike, Some(ip)).is_some(),
+            guard.attempt(mike, Some(ip)).is_err(),
             "the address ceiling applies"
         );
         assert!(guard
-            .check(mike, Some("10.0.0.2".parse().unwrap()))
-            .is_none());
+            .attempt(mike, Some("10.0.0.2".parse().unwrap()))
+            .is_ok());
     }
 
     #[test]
     fn unknown_names_count_as_typed_ignoring_case_and_spaces() {
         let guard = LoginGuard::default();
         for spelling in ["x", " X", "x ", "X", "x"] {
-            assert!(guard.check(LoginKey::Name(spelling), None).is_none());
-            guard.failed(LoginKey::Name(spelling), None);
+            assert!(guard.attempt(LoginKey::Name(spelling), None).is_ok());
         }
-        assert!(guard.check(LoginKey::Name("X"), None).is_some());
-        assert!(guard.check(LoginKey::Name("y"), None).is_none());
+        assert!(guard.attempt(LoginKey::Name("X"), None).is_err());
+        assert!(guard.attempt(LoginKey::Name("y"), None).is_ok());
     }
 
     #[test]
-    fn success_clears_the_account() {
-        let guard = LoginGuard::default();
+    fn success_clears_the_account_and_does_not_count_for_the_address() {
+        let guard = guard(2, 2);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let ava = LoginKey::Account(UserId(1));
-        for _ in 0..ACCOUNT_LIMIT.failures - 1 {
-            guard.failed(ava, None);
+        for _ in 0..10 {
+            assert!(guard.attempt(ava, Some(ip)).is_ok());
+            guard.succeeded(ava, Some(ip));
         }
-        guard.succeeded(ava);
-        guard.failed(ava, None);
-        assert!(guard.check(ava, None).is_none());
+        assert!(guard.attempt(ava, Some(ip)).is_ok());
+        assert!(guard.attempt(ava, Some(ip)).is_ok());
+        assert!(
+            guard.attempt(ava, Some(ip)).is_err(),
+            "two failures lock it"
+        );
     }
 }

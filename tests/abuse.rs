@@ -768,3 +768,23 @@ async fn a_deleted_users_tokens_sockets_and_refresh_tokens_stop_working() {
     let log = server.stderr_text();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_cannot_slip_past_the_lock_out() {
+    let server = TestServer::start().await;
+    let guesses = (0..20).map(|i| {
+        let api = server.api.clone();
+        async move {
+            let body = json!({"username": "Ava", "password": format!("wrong-guess-{i}")});
+            api.post_json("/v1/users/login", None, &body).await.0
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let locked = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(wrong + locked, statuses.len(), "{statuses:?}");
+    // Each attempt is counted before its password is checked, so no more than the account's
+    // limit of guesses is ever checked in one window, however many arrive at once.
+    assert!(wrong <= 5, "{wrong} guesses were checked: {statuses:?}");
+    assert!(locked >= 15, "{statuses:?}");
+}

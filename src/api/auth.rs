@@ -122,7 +122,7 @@ async fn login(
         Some((user, _)) => LoginKey::Account(*user),
         None => LoginKey::Name(&name),
     };
-    if let Some(wait) = state.login_guard.check(key, addr) {
+    if let Err(wait) = state.login_guard.attempt(key, addr) {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         return Err(ApiError::rate_limited(
             format!("too many failed logins; try again in {seconds} s"),
@@ -135,13 +135,11 @@ async fn login(
         .await?;
     match found {
         Some((user, _)) if ok => {
-            state.login_guard.succeeded(key);
+            state.login_guard.succeeded(key, addr);
             session(&state, user, None).await
         }
-        _ => {
-            state.login_guard.failed(key, addr);
-            Err(ApiError::unauthorized(BAD_LOGIN))
-        }
+        // The attempt was already counted as a failure.
+        _ => Err(ApiError::unauthorized(BAD_LOGIN)),
     }
 }
 
