@@ -79,11 +79,20 @@ pub fn insert(
     if let Some(what) = taken {
         return Err(ApiError::conflict(format!("that {what} is already taken")));
     }
+    // Ids are never reused (see `delete`): a deleted account's unexpired token must not name a
+    // new account. SQLite would reuse the highest id, as `users` has no AUTOINCREMENT.
     let sql = format!(
-        "INSERT INTO users (username, email, password_hash) VALUES (?1, ?2, ?3)
+        "INSERT INTO users (id, username, email, password_hash)
+         VALUES (max(coalesce((SELECT max(id) FROM users), 0),
+                     coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE key = ?4), 0)) + 1,
+                 ?1, ?2, ?3)
          RETURNING {PROFILE_COLUMNS}"
     );
-    Ok(conn.query_row(&sql, params![username, email, password_hash], profile_row)?)
+    Ok(conn.query_row(
+        &sql,
+        params![username, email, password_hash, HIGHEST_DELETED_KEY],
+        profile_row,
+    )?)
 }
 
 pub fn profile(conn: &Connection, id: UserId) -> Result<Option<Profile>, ApiError> {
@@ -156,8 +165,17 @@ pub fn set_password(conn: &Connection, id: UserId, hash: &str) -> Result<(), Api
 /// the CLI that deletes) notices and stops honouring the deleted accounts' tokens.
 pub const DELETIONS_KEY: &str = "user_deletions";
 
+/// The settings key holding the highest id ever deleted, so `insert` never hands it out again.
+const HIGHEST_DELETED_KEY: &str = "users_highest_deleted_id";
+
 pub fn delete(conn: &Connection, id: UserId) -> Result<(), ApiError> {
     conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE
+         SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+        params![HIGHEST_DELETED_KEY, id.0.to_string()],
+    )?;
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, '1')
          ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
@@ -228,4 +246,23 @@ pub fn touch_last_seen(conn: &Connection, id: UserId) -> Result<Option<String>, 
             |r| r.get(0),
         )
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deleted_users_id_is_never_given_again() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let a = insert(&conn, "first", "a@x.y", "h").unwrap();
+        let b = insert(&conn, "second", "b@x.y", "h").unwrap();
+        delete(&conn, b.id).unwrap();
+        let c = insert(&conn, "third", "c@x.y", "h").unwrap();
+        assert!(c.id > b.id, "{} reused {}", c.id, b.id);
+        delete(&conn, a.id).unwrap();
+        let d = insert(&conn, "fourth", "d@x.y", "h").unwrap();
+        assert!(d.id > c.id);
+    }
 }
