@@ -72,9 +72,9 @@ pub enum Outbound {
 }
 
 /// Slots of a user's control channel: membership changes are rare.
-const CONTROL_CAPACITY: usize = 8;
+const CONTROL_CAPACITY: usize = 16;
 /// Slots of a user's presence channel; a socket that falls behind skips presence events.
-const PRESENCE_CAPACITY: usize = 16;
+const PRESENCE_CAPACITY: usize = 8;
 
 /// A socket's own receivers.
 pub struct UserReceivers {
