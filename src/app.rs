@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::RouteInfo;
-use crate::auth::{self, Accounts, Keys, Passwords};
+use crate::auth::{self, Accounts, AuthUser, Keys, Passwords};
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::error::ApiError;
@@ -34,6 +34,16 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every socket task, so shutdown can wait for their close frames.
     pub sockets: TaskTracker,
+}
+
+impl AppState {
+    /// The caller a token names: signed by us, unexpired, and its account still exists;
+    /// 401 otherwise. Every protected route and the WebSocket upgrade go through here.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
+        let user = self.keys.verify(token)?;
+        self.accounts.ensure(user.id, &self.store).await?;
+        Ok(user)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,6 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-use warp::Filter;
 
 use crate::error::ApiError;
 use crate::ids::UserId;
@@ -257,21 +256,6 @@ pub fn bearer(header: Option<&str>) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
-}
-
-/// Passes the caller of a request with a valid bearer token; rejects with 401 otherwise.
-pub fn authenticated(
-    keys: Arc<Keys>,
-) -> impl Filter<Extract = (AuthUser,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
-        let keys = Arc::clone(&keys);
-        async move {
-            let token = bearer(header.as_deref()).ok_or_else(|| {
-                ApiError::unauthorized("missing bearer token (Authorization: Bearer <token>)")
-            })?;
-            keys.verify(token).map_err(warp::reject::custom)
-        }
-    })
 }
 
 #[cfg(test)]

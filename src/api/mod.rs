@@ -152,19 +152,18 @@ pub fn authenticated(
     state: &Arc<AppState>,
 ) -> impl Filter<Extract = (crate::auth::AuthUser,), Error = Rejection> + Clone {
     let state = Arc::clone(state);
-    crate::auth::authenticated(Arc::clone(&state.keys)).and_then(
-        move |user: crate::auth::AuthUser| {
-            let state = Arc::clone(&state);
-            async move {
-                state
-                    .accounts
-                    .ensure(user.id, &state.store)
-                    .await
-                    .map(|()| user)
-                    .map_err(warp::reject::custom)
-            }
-        },
-    )
+    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
+        let state = Arc::clone(&state);
+        async move {
+            let token = crate::auth::bearer(header.as_deref()).ok_or_else(|| {
+                ApiError::unauthorized("missing bearer token (Authorization: Bearer <token>)")
+            })?;
+            state
+                .authenticate(token)
+                .await
+                .map_err(warp::reject::custom)
+        }
+    })
 }
 
 /// The request body, at most `limit` bytes: a larger declared length is refused before

@@ -78,8 +78,7 @@ async fn upgrade(
     let token = q.text("token").or(header_token).ok_or_else(|| {
         ApiError::unauthorized("missing token (?token=<token> or Authorization: Bearer <token>)")
     })?;
-    let user = state.keys.verify(token)?;
-    state.accounts.ensure(user.id, &state.store).await?;
+    let user = state.authenticate(token).await?;
     let since = q.number("since", "invalid_query")?.map(MessageId);
 
     let header_is = |name: header::HeaderName, want: &str| {
