@@ -86,6 +86,15 @@ pub struct SendBody {
     pub client_id: Option<String>,
 }
 
+impl SendBody {
+    /// The content, trimmed, and the client_id, both checked: the same rules for every way in.
+    fn validated(self) -> Result<(String, Option<String>), ApiError> {
+        let content = validate::content(&self.content)?.to_string();
+        let client_id = validate::client_id(self.client_id.as_deref())?.map(str::to_string);
+        Ok((content, client_id))
+    }
+}
+
 /// Validates and queues a send now (so one client's sends keep their order), returning the
 /// future of its commit. Shared by HTTP and the WebSocket `send` frame.
 pub fn submit_send(
@@ -94,8 +103,7 @@ pub fn submit_send(
     group: GroupId,
     body: SendBody,
 ) -> Result<impl std::future::Future<Output = Result<Sent, ApiError>> + Send + 'static, ApiError> {
-    let content = validate::content(&body.content)?.to_string();
-    let client_id = validate::client_id(body.client_id.as_deref())?.map(str::to_string);
+    let (content, client_id) = body.validated()?;
     state
         .store
         .submit(move |c| messages::send(c, group, user.id, &content, client_id.as_deref()))
@@ -145,8 +153,7 @@ async fn send_direct(
     body: SendBody,
 ) -> Result<Response, ApiError> {
     let other = other_user(user, other)?;
-    let content = validate::content(&body.content)?.to_string();
-    let client_id = validate::client_id(body.client_id.as_deref())?.map(str::to_string);
+    let (content, client_id) = body.validated()?;
     let result = state
         .store
         .write(move |c| messages::send_direct(c, user.id, other, &content, client_id.as_deref()))
