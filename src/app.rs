@@ -195,10 +195,6 @@ impl Server {
         self.metrics_addr
     }
 
-    pub fn state(&self) -> &Arc<AppState> {
-        &self.state
-    }
-
     /// Every route the server serves, as documented in /openapi.json.
     pub fn routes(&self) -> &[RouteInfo] {
         &self.routes

@@ -141,15 +141,10 @@ impl Hub {
             .subscribe()
     }
 
-    /// Registers one socket of `user`; the returned guard unregisters it when released or
-    /// dropped. `first` is true when the user had no other socket (they just came online).
-    pub fn connect(self: &Arc<Self>, user: UserId) -> (UserReceivers, Connection) {
-        self.try_connect(user, usize::MAX)
-            .expect("no limit to exceed")
-    }
-
-    /// As `connect`, unless `user` already has `limit` sockets (checked and counted under one
-    /// lock, so concurrent upgrades cannot pass the limit together).
+    /// Registers one socket of `user`, unless they already have `limit` sockets (checked and
+    /// counted under one lock, so concurrent upgrades cannot pass the limit together). The
+    /// returned guard unregisters it when released or dropped; its `first` is true when the
+    /// user had no other socket (they just came online).
     pub fn try_connect(
         self: &Arc<Self>,
         user: UserId,
@@ -194,10 +189,6 @@ impl Hub {
 
     pub fn is_online(&self, user: UserId) -> bool {
         lock(&self.users).contains_key(&user)
-    }
-
-    pub fn open_sockets(&self) -> usize {
-        lock(&self.users).values().map(|s| s.sockets).sum()
     }
 }
 
@@ -256,15 +247,15 @@ mod tests {
     #[test]
     fn a_user_is_online_while_any_socket_is_open() {
         let hub = Arc::new(Hub::new(8));
-        let (_rx1, a) = hub.connect(UserId(7));
-        let (_rx2, b) = hub.connect(UserId(7));
+        let (_rx1, a) = hub.try_connect(UserId(7), usize::MAX).unwrap();
+        let (_rx2, b) = hub.try_connect(UserId(7), usize::MAX).unwrap();
         assert!(a.first && !b.first);
         assert!(hub.is_online(UserId(7)));
         assert!(!a.release());
         assert!(hub.is_online(UserId(7)));
         assert!(b.release());
         assert!(!hub.is_online(UserId(7)));
-        let (_rx3, c) = hub.connect(UserId(7));
+        let (_rx3, c) = hub.try_connect(UserId(7), usize::MAX).unwrap();
         assert!(c.first);
         drop(c);
         assert!(!hub.is_online(UserId(7)));

@@ -90,10 +90,6 @@ impl Routes {
             Some(before) => before.or(route).unify().boxed(),
         });
     }
-
-    pub fn table(&self) -> &[RouteInfo] {
-        &self.table
-    }
 }
 
 /// Every route of the server with errors in the contract's shape, and the table of them.
