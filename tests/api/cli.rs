@@ -1,10 +1,8 @@
 //! The command line of the real binary.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::helpers::*;
 use serde_json::json;
 
 fn db_in(dir: &tempfile::TempDir) -> (PathBuf, String) {

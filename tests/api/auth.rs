@@ -1,11 +1,9 @@
 //! Registration, login, tokens, profiles and the contract's error answers.
 
-mod common;
-
 use std::collections::HashSet;
 
+use crate::helpers::*;
 use base64::Engine;
-use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 

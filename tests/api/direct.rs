@@ -1,9 +1,7 @@
 //! Direct conversations: one per pair of users, created on first use, with exactly its two
 //! members and none of a group's member or name operations.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 
 #[track_caller]

@@ -1,10 +1,8 @@
 //! Read markers, unread counts, the conversation list's order, and typing indicators.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 
 fn id(m: &Value) -> i64 {

@@ -1,10 +1,8 @@
 //! A fresh database is migrated and seeded once; restarts keep data and the JWT secret.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 
 async fn user_count(api: &Api, s: &Session) -> usize {

@@ -5,14 +5,12 @@
 //! The disk-full test mounts a 2 MiB tmpfs (root, as here and in CI). Where mounting is not
 //! allowed it is skipped with a message, unless CHATSERVER_REQUIRE_MOUNT is set.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -9,11 +9,9 @@
 //! Requests that destroy something (delete a group, remove a member, delete a message) get a fresh
 //! one per cell, so every cell starts from the same state.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

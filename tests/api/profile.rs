@@ -1,8 +1,6 @@
 //! Profiles: editing one's own, finding others by name, and changing one's password.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 
 const AVA_EMAIL: &str = "ava@temp.com";

@@ -3,13 +3,11 @@
 //!
 //! Limits are set small through `Config` so the tests are quick; every wait is bounded.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::helpers::*;
 use chatserver::config::Registration;
 use chatserver::limits::Limit;
-use common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

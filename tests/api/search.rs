@@ -1,8 +1,6 @@
 //! Full-text search over the caller's own conversations.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 
 fn id(m: &Value) -> i64 {

@@ -1,10 +1,8 @@
 //! Groups and their members: who may do what.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 
 /// Ava (owner of a fresh group), Mike (member of it) and Zed (not a member).

@@ -1,10 +1,8 @@
 //! /openapi.json documents every route the router serves, and nothing it does not.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::helpers::*;
 use reqwest::Method;
 use serde_json::Value;
 

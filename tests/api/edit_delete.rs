@@ -1,8 +1,6 @@
 //! Editing and deleting messages: who may, what history keeps, and what sockets are told.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 
 /// Ava owns a group where Bea is admin and Mike and Dora are plain members; Zed is outside.

@@ -1,8 +1,6 @@
 //! Running it like a product: metrics, CORS, and logs that never leak secrets.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::json;

@@ -2,7 +2,6 @@
 //! database, the real binary for restart / signal / CLI tests, and small HTTP and WebSocket clients.
 //!
 //! Every wait has a timeout; a timeout is a failure, never a way to synchronise.
-#![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -555,7 +554,8 @@ pub fn assert_strictly_ascending(ids: &[i64], what: &str) {
 /// The library server on 127.0.0.1:0 with a database in its own temporary directory.
 pub struct TestServer {
     pub api: Api,
-    pub dir: tempfile::TempDir,
+    /// Holds the temporary directory (and the database in it) until the server is dropped.
+    _dir: tempfile::TempDir,
     pub db_path: PathBuf,
     tweak: fn(&mut Config),
     server: Option<chatserver::app::Server>,
@@ -590,7 +590,7 @@ impl TestServer {
         let api = Api::new(server.addr());
         TestServer {
             api,
-            dir,
+            _dir: dir,
             db_path,
             tweak,
             server: Some(server),
@@ -897,13 +897,6 @@ impl Ws {
                 return frames;
             }
         }
-    }
-
-    /// The next frame, presence included, must have `type` = `ty`.
-    pub async fn expect_raw_type(&mut self, ty: &str) -> Value {
-        let v = self.next_json_raw().await;
-        assert_eq!(v["type"], ty, "expected a `{ty}` frame, got {v}");
-        v
     }
 
     /// Closes from the client side and waits for the server's close frame: the server has

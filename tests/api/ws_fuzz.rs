@@ -8,12 +8,10 @@
 //! CHATSERVER_FUZZ_SEED and CHATSERVER_FUZZ_CASES override the seed and the number of frames;
 //! a failure prints the seed and the case to replay it.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;

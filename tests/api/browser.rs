@@ -4,13 +4,11 @@
 //! Skipped with a message when Chromium is not installed, unless CHATSERVER_REQUIRE_BROWSER
 //! is set (as `.ci/run` does, after installing it), in which case its absence is a failure.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;

@@ -1,10 +1,8 @@
 //! The real process under signals: SIGTERM is a clean exit, SIGKILL loses nothing acknowledged.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
+use crate::helpers::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};

@@ -2,11 +2,9 @@
 //! server's memory without bound; it recovers everything with `since`; heartbeats close sockets
 //! that answer nothing.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,11 +1,9 @@
 //! The WebSocket: who receives what, in which order, and what happens to bad frames.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 
-use common::*;
+use crate::helpers::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -2,9 +2,7 @@
 //!
 //! These tests read frames with `next_json_raw`, which does not skip `presence` frames.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 
 #[track_caller]

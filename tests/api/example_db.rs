@@ -1,11 +1,9 @@
 //! The checked-in `chatserver.db.example` is what the binary produces from migrations + seed now.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::helpers::*;
 use rusqlite::types::Value as SqlValue;
 
 const REGENERATE: &str =

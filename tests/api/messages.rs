@@ -1,10 +1,8 @@
 //! Sending messages over HTTP and reading history pages.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 
 async fn post_message(api: &Api, by: &Session, group: i64, body: Value) -> (u16, Value) {

@@ -1,0 +1,31 @@
+//! The integration suite, as one test binary: every module starts the real server (in-process
+//! on port 0, or the real binary where a test needs a process) with its own temporary database
+//! and talks to it over real HTTP and WebSocket. Shared set-up is in `helpers`.
+//!
+//! One binary rather than one per file: each test binary links the whole server and SQLite,
+//! which on two cores cost more than running the tests.
+
+mod helpers;
+
+mod abuse;
+mod auth;
+mod authz_matrix;
+mod browser;
+mod cli;
+mod direct;
+mod durability;
+mod durability_limits;
+mod edit_delete;
+mod example_db;
+mod groups;
+mod messages;
+mod openapi;
+mod ops;
+mod presence;
+mod profile;
+mod read_typing;
+mod search;
+mod slow_consumers;
+mod startup_seed;
+mod websocket;
+mod ws_fuzz;
