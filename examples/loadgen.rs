@@ -27,6 +27,16 @@
 //! - Only 127.0.0.1 / localhost / ::1 are accepted; every loop is bounded in count and time,
 //!   and a watchdog ends the process after `--timeout` seconds.
 
+// A measuring tool, not the server: it may stop on a failed setup, and its scenarios read as
+// one long script each. `unsafe` is for setrlimit(RLIMIT_NOFILE) and SIGTERM.
+#![allow(
+    unsafe_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines
+)]
+
 // A crate root looks for its modules beside itself; these live in examples/loadgen/.
 #[path = "loadgen/net.rs"]
 mod net;

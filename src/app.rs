@@ -10,52 +10,19 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::RouteInfo;
-use crate::auth::{self, Accounts, AuthUser, Keys, Passwords};
+use crate::auth::{self, Accounts};
 use crate::config::Config;
 use crate::cors::Cors;
-use crate::error::ApiError;
-use crate::hub::{Event, EventKind, Hub, Outbound};
-use crate::ids::GroupId;
-use crate::limits::LoginGuard;
+use crate::error::{Error, Result};
+use crate::http::{self, RouteInfo};
+use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::store::{seed, settings, written, Store};
+use crate::net;
+use crate::service::Service;
+use crate::state::AppState;
+use crate::store::{SeedFile, Store};
 
-pub struct AppState {
-    pub config: Config,
-    pub store: Store,
-    pub hub: Arc<Hub>,
-    pub keys: Arc<Keys>,
-    pub passwords: Passwords,
-    pub accounts: Accounts,
-    pub login_guard: LoginGuard,
-    pub metrics: Arc<Metrics>,
-    pub cors: Cors,
-    pub shutdown: CancellationToken,
-    /// Every socket task, so shutdown can wait for their close frames.
-    pub sockets: TaskTracker,
-}
-
-impl AppState {
-    /// The caller a token names: signed by us, unexpired, and its account still exists;
-    /// 401 otherwise. Every protected route and the WebSocket upgrade go through here.
-    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
-        let user = self.keys.verify(token)?;
-        self.accounts.ensure(user.id, &self.store).await?;
-        Ok(user)
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(pub String);
-
-impl From<ApiError> for StartError {
-    fn from(e: ApiError) -> Self {
-        StartError(e.to_string())
-    }
-}
-
+/// A running server.
 pub struct Server {
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
@@ -64,85 +31,52 @@ pub struct Server {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// The key under which a generated JWT secret is kept.
-pub const JWT_SECRET_KEY: &str = "jwt_secret";
-
-/// The configured JWT secret, or the one kept in the database (generated on first use).
-pub fn jwt_secret(
-    conn: &rusqlite::Connection,
-    configured: Option<&str>,
-) -> Result<String, ApiError> {
-    match configured {
-        Some(secret) => Ok(secret.to_string()),
-        None => settings::get_or_insert(conn, JWT_SECRET_KEY, &auth::generate_secret()),
-    }
-}
-
 /// Opens and migrates the database, seeds a new one, binds the address and starts serving.
-pub async fn start(config: Config) -> Result<Server, StartError> {
-    config.validate().map_err(StartError)?;
+pub async fn start(config: Config) -> Result<Server> {
     let hub = Arc::new(Hub::new(config.hub_capacity));
     let metrics = Arc::new(Metrics::new());
-    let (path, sync, cost) = (config.db_path.clone(), config.sync, config.bcrypt_cost);
+    let (path, sync) = (config.db_path.clone(), config.sync);
     let (open_hub, open_metrics) = (Arc::clone(&hub), Arc::clone(&metrics));
-    let (store, passwords) = tokio::task::spawn_blocking(move || {
-        let store = Store::open(&path, sync, open_hub, open_metrics)?;
-        Ok::<_, String>((store, Passwords::new(cost)?))
-    })
-    .await
-    .map_err(|e| StartError(e.to_string()))?
-    .map_err(StartError)?;
-
-    let (seed_new, configured) = (config.seed, config.jwt_secret.clone());
+    let store =
+        tokio::task::spawn_blocking(move || Store::open(&path, sync, open_hub, open_metrics))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+    let configured = config.tokens.jwt_secret.clone();
     let secret = store
-        .write(move |c| {
-            if seed_new && !seed::already_seeded(c)? {
-                let file = seed::SeedFile::parse(seed::DEFAULT).map_err(ApiError::internal)?;
-                let hash = |p: &str| bcrypt::hash(p, cost).map_err(|e| e.to_string());
-                let report = seed::apply(c, &file, &hash).map_err(ApiError::internal)?;
-                tracing::info!(users = ?report.users, groups = ?report.groups, "seeded a new database");
-            }
-            Ok(written(jwt_secret(c, configured.as_deref())?, Vec::new()))
-        })
+        .prepare(seed_plan(&config)?, configured, auth::generate_secret())
         .await?;
-
-    let accounts = store.read(Accounts::load).await?;
+    let accounts = Accounts::load(&store).await?;
     let (listener, addr) = bind(config.addr).await?;
     let metrics_listener = match config.metrics_addr {
         Some(a) => Some(bind(a).await?),
         None => None,
     };
     let state = Arc::new(AppState {
-        keys: Arc::new(Keys::new(secret.as_bytes(), config.access_ttl)),
+        service: Service::new(store, hub, &secret, accounts, &config),
         cors: Cors::new(&config.cors_origins),
-        login_guard: LoginGuard::new(config.account_login_limit, config.address_login_limit),
-        accounts,
         config,
-        store,
-        hub,
-        passwords,
         metrics,
         shutdown: CancellationToken::new(),
         sockets: TaskTracker::new(),
     });
-    let (filter, routes) = crate::api::routes(&state);
-    let mut tasks = vec![tokio::spawn(crate::net::serve(
+    let router = http::router(&state);
+    let routes = router.table();
+    let mut tasks = vec![tokio::spawn(net::serve(
         listener,
-        filter,
+        router,
         Arc::clone(&state),
     ))];
-    tasks.push(tokio::spawn(watch_deletions(Arc::clone(&state))));
-    let mut metrics_addr = None;
-    if let Some((listener, a)) = metrics_listener {
-        let only_metrics = crate::api::metrics_only(&state);
-        tasks.push(tokio::spawn(crate::net::serve(
+    tasks.extend(housekeeping(&state));
+    let metrics_addr = metrics_listener.map(|(listener, a)| {
+        let only_metrics = http::metrics_router();
+        tasks.push(tokio::spawn(net::serve(
             listener,
             only_metrics,
             Arc::clone(&state),
         )));
-        metrics_addr = Some(a);
         tracing::info!(addr = %a, "metrics listening");
-    }
+        a
+    });
     tracing::info!(%addr, db = %state.config.db_path.display(), "listening");
     Ok(Server {
         addr,
@@ -153,35 +87,55 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     })
 }
 
-/// Notices accounts deleted by the CLI: their tokens stop working and their sockets close.
-async fn watch_deletions(state: Arc<AppState>) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
+/// The server's own timers: noticing deleted accounts, and purging expired refresh tokens.
+fn housekeeping(state: &Arc<AppState>) -> [JoinHandle<()>; 2] {
+    let deletions = every(Duration::from_secs(1), Arc::clone(state), |s| async move {
+        s.service.forget_deleted_accounts().await
+    });
+    let purge = every(
+        Duration::from_secs(3600),
+        Arc::clone(state),
+        |s| async move { s.service.purge_expired_tokens().await },
+    );
+    [tokio::spawn(deletions), tokio::spawn(purge)]
+}
+
+/// The built-in seed with its hashing, unless seeding is off.
+fn seed_plan(config: &Config) -> Result<Option<(SeedFile, Box<crate::store::Hasher>)>> {
+    if config.no_seed {
+        return Ok(None);
+    }
+    let file = SeedFile::parse(crate::store::DEFAULT_SEED)?;
+    let cost = config.hashing.bcrypt_cost;
+    Ok(Some((
+        file,
+        Box::new(move |p: &str| auth::hash_password(p, cost)),
+    )))
+}
+
+/// Runs `job` every `period` (the first time after one period) until shutdown.
+async fn every<F, Fut>(period: Duration, state: Arc<AppState>, job: F)
+where
+    F: Fn(Arc<AppState>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(period);
+    ticks.reset();
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        match state.accounts.refresh(&state.store).await {
-            Ok(gone) => {
-                for user in gone {
-                    tracing::info!(%user, "account deleted; closing its sockets");
-                    let event =
-                        Event::new(GroupId(0), EventKind::AccountClosed, &"account deleted");
-                    state.hub.publish(Outbound::User(user, Arc::new(event)));
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "checking for deleted accounts"),
+            _ = ticks.tick() => job(Arc::clone(&state)).await,
         }
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|e| Error::unavailable(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener
         .local_addr()
-        .map_err(|e| StartError(e.to_string()))?;
+        .map_err(|e| Error::internal(e.to_string()))?;
     Ok((listener, bound))
 }
 

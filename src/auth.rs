@@ -1,5 +1,5 @@
-//! Who is calling: bcrypt password hashes, JWT access tokens, refresh tokens, and the
-//! `authenticated()` filter every protected route starts with.
+//! Who is calling: bcrypt password hashes, JWT access tokens, refresh tokens, and which
+//! accounts still exist.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,12 +14,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
-use crate::ids::UserId;
-use crate::store::{users, Store};
+use crate::error::{Error, Result};
+use crate::model::{Password, UserId};
+use crate::store::Store;
 
+/// The caller of a request or socket, as its access token names them.
 #[derive(Clone, Copy, Debug)]
-pub struct AuthUser {
+pub(crate) struct AuthUser {
     pub id: UserId,
 }
 
@@ -30,7 +31,7 @@ struct Claims {
     exp: u64,
 }
 
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -39,7 +40,7 @@ pub fn unix_now() -> u64 {
 
 /// Signs and checks access tokens. HS256 only: a token naming any other algorithm
 /// (including `none`) is refused by the pinned validation.
-pub struct Keys {
+pub(crate) struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -59,7 +60,7 @@ impl Keys {
         }
     }
 
-    pub fn issue(&self, user: UserId) -> Result<String, ApiError> {
+    pub fn issue(&self, user: UserId) -> Result<String> {
         let iat = unix_now();
         let claims = Claims {
             sub: user.0.to_string(),
@@ -67,27 +68,24 @@ impl Keys {
             exp: iat + self.access_ttl.as_secs(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
+            .map_err(|e| Error::internal(format!("signing a token: {e}")))
     }
 
-    pub fn verify(&self, token: &str) -> Result<AuthUser, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<AuthUser> {
+        let refused = || Error::unauthenticated("invalid or expired token");
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+            .map_err(|_| refused())?;
         // A token issued in the future (beyond the clock leeway) was not issued by us.
         if data.claims.iat > unix_now() + self.validation.leeway {
-            return Err(ApiError::unauthorized("invalid or expired token"));
+            return Err(refused());
         }
-        let id = data
-            .claims
-            .sub
-            .parse::<i64>()
-            .map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+        let id = data.claims.sub.parse::<i64>().map_err(|_| refused())?;
         Ok(AuthUser { id: UserId(id) })
     }
 }
 
 /// A fresh random secret for signing tokens (kept in the database unless one is configured).
-pub fn generate_secret() -> String {
+pub(crate) fn generate_secret() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<32>())
 }
 
@@ -98,21 +96,21 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// A new refresh token for the client; only its hash is stored.
-pub fn new_refresh_token() -> String {
+pub(crate) fn new_refresh_token() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<32>())
 }
 
-pub fn new_token_family() -> String {
+pub(crate) fn new_token_family() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<16>())
 }
 
-pub fn hash_refresh_token(token: &str) -> Vec<u8> {
+pub(crate) fn hash_refresh_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
 /// bcrypt on the blocking pool, at most a few at once, so a login storm cannot take every
 /// core from message delivery.
-pub struct Passwords {
+pub(crate) struct Passwords {
     cost: u32,
     permits: Semaphore,
     /// Checked against when the account does not exist, so both failures take as long.
@@ -121,41 +119,35 @@ pub struct Passwords {
 }
 
 impl Passwords {
-    pub fn new(cost: u32) -> Result<Passwords, String> {
-        if !(4..=31).contains(&cost) {
-            return Err(format!("bcrypt cost must be between 4 and 31, got {cost}"));
-        }
+    /// `cost` is checked where it is configured (4–31).
+    pub fn new(cost: u32) -> Passwords {
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok(Passwords {
+        Passwords {
             cost,
             permits: Semaphore::new(parallel.div_ceil(2).max(1)),
             dummy_hash: Arc::default(),
-        })
+        }
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
         let _permit = self
             .permits
             .acquire()
             .await
-            .map_err(|_| ApiError::internal("password pool closed"))?;
+            .map_err(|_| Error::internal("password pool closed"))?;
         tokio::task::spawn_blocking(f)
             .await
-            .map_err(|e| ApiError::internal(format!("bcrypt task: {e}")))
+            .map_err(|e| Error::internal(format!("bcrypt task: {e}")))
     }
 
-    pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
-        let (password, cost) = (password.to_string(), self.cost);
-        self.run(move || bcrypt::hash(password, cost))
-            .await?
-            .map_err(|e| ApiError::internal(format!("bcrypt: {e}")))
+    pub async fn hash(&self, password: &Password) -> Result<String> {
+        let cost = self.cost;
+        let password = password.as_str().to_string();
+        self.run(move || hash_password(&password, cost)).await?
     }
 
     /// Checks `password` against `hash`, or against a dummy when there is no such account.
-    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, ApiError> {
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool> {
         let exists = hash.is_some();
         let hash = hash.map(str::to_string);
         let (password, dummy, cost) = (
@@ -179,21 +171,30 @@ impl Passwords {
     }
 }
 
+/// A bcrypt hash of `password` at `cost`, for the server and the command line alike.
+pub(crate) fn hash_password(password: &str, cost: u32) -> Result<String> {
+    bcrypt::hash(password, cost).map_err(|e| Error::internal(format!("bcrypt: {e}")))
+}
+
 /// Which accounts exist, so a deleted account's still-valid tokens stop working. Accounts are
 /// deleted only by the CLI, in another process; it counts deletions in the database and
 /// `watch_deletions` reloads this set within a second of one. A token whose user is not in the
 /// set is checked against the database once (a user created meanwhile).
 #[derive(Default)]
-pub struct Accounts {
+pub(crate) struct Accounts {
     alive: RwLock<HashSet<UserId>>,
     deletions: AtomicI64,
 }
 
 impl Accounts {
-    pub fn load(conn: &rusqlite::Connection) -> Result<Accounts, ApiError> {
+    pub async fn load(store: &Store) -> Result<Accounts> {
+        let list = store
+            .accounts_if_changed(None)
+            .await?
+            .ok_or_else(|| Error::internal("no account list"))?;
         Ok(Accounts {
-            alive: RwLock::new(users::all_ids(conn)?.into_iter().collect()),
-            deletions: AtomicI64::new(users::deletions(conn)?),
+            alive: RwLock::new(list.ids.into_iter().collect()),
+            deletions: AtomicI64::new(list.deletions),
         })
     }
 
@@ -211,35 +212,25 @@ impl Accounts {
             .insert(user);
     }
 
-    /// Ok if the account exists; 401 if it was deleted.
-    pub async fn ensure(&self, user: UserId, store: &Store) -> Result<(), ApiError> {
+    /// Ok if the account exists; unauthenticated if it was deleted.
+    pub async fn ensure(&self, user: UserId, store: &Store) -> Result<()> {
         if self.is_alive(user) {
             return Ok(());
         }
-        if store.read(move |c| users::exists(c, user)).await? {
+        if store.user_exists(user).await? {
             self.add(user);
             return Ok(());
         }
-        Err(ApiError::unauthorized("this account no longer exists"))
+        Err(Error::account_gone())
     }
 
     /// Reloads the set if accounts were deleted since the last look; returns the deleted ones.
-    pub async fn refresh(&self, store: &Store) -> Result<Vec<UserId>, ApiError> {
+    pub async fn refresh(&self, store: &Store) -> Result<Vec<UserId>> {
         let seen = self.deletions.load(Ordering::Relaxed);
-        let changed = store
-            .read(move |c| {
-                let now = users::deletions(c)?;
-                Ok(if now == seen {
-                    None
-                } else {
-                    Some((now, users::all_ids(c)?))
-                })
-            })
-            .await?;
-        let Some((now, ids)) = changed else {
+        let Some(list) = store.accounts_if_changed(Some(seen)).await? else {
             return Ok(Vec::new());
         };
-        let fresh: HashSet<UserId> = ids.into_iter().collect();
+        let (now, fresh): (i64, HashSet<UserId>) = (list.deletions, list.ids.into_iter().collect());
         let mut alive = self.alive.write().unwrap_or_else(|p| p.into_inner());
         let gone = alive.difference(&fresh).copied().collect();
         *alive = fresh;
@@ -249,7 +240,7 @@ impl Accounts {
 }
 
 /// The bearer token of a request, from `Authorization: Bearer …`.
-pub fn bearer(header: Option<&str>) -> Option<&str> {
+pub(crate) fn bearer(header: Option<&str>) -> Option<&str> {
     let value = header?.trim();
     let (scheme, token) = value.split_once(' ')?;
     scheme

@@ -5,9 +5,11 @@
 //! before they have a subscription (being added to a conversation, their account closing), and
 //! `presence` for their contacts coming and going. They are apart because presence can come in
 //! floods (a whole class logging in) and is best effort, while a missed control event costs the
-//! socket; and they are small because every connected user pays for their slots. The hub knows sockets, not SQL: the store's
-//! writer publishes here only after a commit, in commit order, so a channel carries a
-//! conversation's messages in id order. Each event is serialised once and shared by every socket.
+//! socket; and they are small because every connected user pays for their slots.
+//!
+//! The hub knows sockets, not SQL: the store's writer publishes here only after a commit, in
+//! commit order, so a channel carries a conversation's messages in id order. Each event is
+//! serialised once and shared by every socket.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,58 +17,39 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::ids::{GroupId, MessageId, UserId};
+use crate::model::{GroupId, UserId};
+use crate::protocol::ServerFrame;
 
-/// What a socket needs to know about an event to route it; the client sees only `text`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    Message {
-        id: MessageId,
-    },
-    /// `since`: the conversation's newest message id when the member was added, so the new
-    /// member's sockets can fetch what was committed before they subscribed.
-    MemberAdded {
-        user_id: UserId,
-        since: MessageId,
-    },
-    MemberRemoved {
-        user_id: UserId,
-    },
-    GroupDeleted,
-    /// Not for the typist's own sockets.
-    Typing {
-        user_id: UserId,
-    },
-    /// On a user's channel: the account was deleted; its sockets close.
-    AccountClosed,
-    Other,
-}
-
+/// A committed event: the frame, for the sockets to route by, and its text, serialised once
+/// and shared by every socket that sends it.
 #[derive(Debug)]
 pub struct Event {
-    pub group_id: GroupId,
-    pub kind: EventKind,
-    /// The JSON frame, serialised once.
+    pub frame: ServerFrame,
     pub text: Utf8Bytes,
 }
 
 impl Event {
-    pub fn new(group_id: GroupId, kind: EventKind, frame: &impl serde::Serialize) -> Event {
-        let json = serde_json::to_string(frame).expect("event frames serialise");
-        Event {
-            group_id,
-            kind,
-            text: Utf8Bytes::from(json),
-        }
+    pub fn new(frame: ServerFrame) -> Arc<Event> {
+        let text = frame.to_text();
+        Arc::new(Event { frame, text })
     }
+}
+
+/// What a user's control channel carries: events about their own memberships, and orders for
+/// all of their sockets.
+#[derive(Clone, Debug)]
+pub enum Control {
+    Event(Arc<Event>),
+    /// The account was deleted: its sockets close.
+    AccountClosed,
 }
 
 /// Where a committed event goes.
 #[derive(Debug)]
 pub enum Outbound {
     Group(GroupId, Arc<Event>),
-    /// A user's control channel: membership changes and account events.
-    User(UserId, Arc<Event>),
+    /// A user's control channel.
+    User(UserId, Control),
     /// A user's presence channel.
     Presence(UserId, Arc<Event>),
 }
@@ -78,7 +61,7 @@ const PRESENCE_CAPACITY: usize = 8;
 
 /// A socket's own receivers.
 pub struct UserReceivers {
-    pub control: Receiver,
+    pub control: broadcast::Receiver<Control>,
     pub presence: Receiver,
 }
 
@@ -91,7 +74,7 @@ pub struct Hub {
 }
 
 struct UserSlot {
-    control: broadcast::Sender<Arc<Event>>,
+    control: broadcast::Sender<Control>,
     presence: broadcast::Sender<Arc<Event>>,
     sockets: usize,
 }
@@ -121,9 +104,9 @@ impl Hub {
                     }
                 }
             }
-            Outbound::User(user, event) => {
+            Outbound::User(user, control) => {
                 if let Some(slot) = lock(&self.users).get(&user) {
-                    let _ = slot.control.send(event);
+                    let _ = slot.control.send(control);
                 }
             }
             Outbound::Presence(user, event) => {
@@ -149,7 +132,7 @@ impl Hub {
         self: &Arc<Self>,
         user: UserId,
         limit: usize,
-    ) -> Option<(UserReceivers, Connection)> {
+    ) -> Option<(UserReceivers, Registration)> {
         let mut users = lock(&self.users);
         if users.get(&user).is_some_and(|slot| slot.sockets >= limit) {
             return None;
@@ -164,13 +147,13 @@ impl Hub {
             control: slot.control.subscribe(),
             presence: slot.presence.subscribe(),
         };
-        let conn = Connection {
+        let registration = Registration {
             hub: Arc::clone(self),
             user,
             first: slot.sockets == 1,
             released: false,
         };
-        Some((receivers, conn))
+        Some((receivers, registration))
     }
 
     /// Unregisters one socket; true when it was the user's last (they just went offline).
@@ -193,14 +176,14 @@ impl Hub {
 }
 
 /// A registered socket; unregisters when released, or on drop however the socket task ends.
-pub struct Connection {
+pub struct Registration {
     hub: Arc<Hub>,
     user: UserId,
     pub first: bool,
     released: bool,
 }
 
-impl Connection {
+impl Registration {
     /// Unregisters now; true when this was the user's last socket.
     pub fn release(mut self) -> bool {
         self.released = true;
@@ -208,7 +191,7 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
+impl Drop for Registration {
     fn drop(&mut self) {
         if !self.released {
             self.hub.disconnect(self.user);
@@ -219,26 +202,25 @@ impl Drop for Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::MessageId;
 
     #[test]
     fn group_events_reach_subscribers_in_order_and_unsubscribed_groups_cost_nothing() {
         let hub = Hub::new(8);
         let mut rx = hub.subscribe_group(GroupId(1));
+        let deleted = |id| {
+            Event::new(ServerFrame::MessageDeleted {
+                id: MessageId(id),
+                group_id: GroupId(1),
+            })
+        };
         for id in 1..=3 {
-            let ev = Event::new(
-                GroupId(1),
-                EventKind::Message { id: MessageId(id) },
-                &serde_json::json!({"id": id}),
-            );
-            hub.publish(Outbound::Group(GroupId(1), Arc::new(ev)));
+            hub.publish(Outbound::Group(GroupId(1), deleted(id)));
         }
-        hub.publish(Outbound::Group(
-            GroupId(2),
-            Arc::new(Event::new(GroupId(2), EventKind::Other, &"x")),
-        ));
+        hub.publish(Outbound::Group(GroupId(2), deleted(4)));
         for id in 1..=3 {
             let ev = rx.try_recv().expect("event");
-            assert_eq!(ev.kind, EventKind::Message { id: MessageId(id) });
+            assert_eq!(ev.frame, deleted(id).frame);
         }
         assert!(rx.try_recv().is_err());
         assert!(!lock(&hub.groups).contains_key(&GroupId(2)));

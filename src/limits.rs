@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::ids::UserId;
+use crate::model::UserId;
 
 /// How many failures in `window` lock a key, per kind of key.
 #[derive(Clone, Copy, Debug)]
@@ -18,14 +18,22 @@ pub struct Limit {
     pub window: Duration,
 }
 
-pub const ACCOUNT_LIMIT: Limit = Limit {
-    failures: 5,
-    window: Duration::from_secs(5 * 60),
-};
-pub const ADDRESS_LIMIT: Limit = Limit {
-    failures: 100,
-    window: Duration::from_secs(5 * 60),
-};
+impl Limit {
+    /// `FAILURES/SECONDS`, as the command line gives it: `5/300`.
+    pub fn parse(s: &str) -> Result<Limit, String> {
+        let wrong = || format!("{s:?} is not FAILURES/SECONDS (like 5/300)");
+        let (failures, seconds) = s.split_once('/').ok_or_else(wrong)?;
+        let failures: usize = failures.trim().parse().map_err(|_| wrong())?;
+        let seconds: u64 = seconds.trim().parse().map_err(|_| wrong())?;
+        if failures == 0 || seconds == 0 {
+            return Err(wrong());
+        }
+        Ok(Limit {
+            failures,
+            window: Duration::from_secs(seconds),
+        })
+    }
+}
 
 /// Failure times per key, for a sliding window.
 struct Failures<K> {
@@ -104,12 +112,6 @@ impl LoginKey<'_> {
 pub struct LoginGuard {
     accounts: Mutex<Failures<String>>,
     addresses: Mutex<Failures<IpAddr>>,
-}
-
-impl Default for LoginGuard {
-    fn default() -> Self {
-        LoginGuard::new(ACCOUNT_LIMIT, ADDRESS_LIMIT)
-    }
 }
 
 impl LoginGuard {
@@ -206,7 +208,8 @@ mod tests {
 
     #[test]
     fn unknown_names_count_as_typed_ignoring_case_and_spaces() {
-        let guard = LoginGuard::default();
+        let five = Limit::parse("5/300").unwrap();
+        let guard = LoginGuard::new(five, Limit::parse("100/300").unwrap());
         for spelling in ["x", " X", "x ", "X", "x"] {
             assert!(guard.attempt(LoginKey::Name(spelling), None).is_ok());
         }

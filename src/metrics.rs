@@ -49,7 +49,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let m = Metrics {
+        let mut m = Metrics {
             registry: Registry::with_prefix("chatserver"),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
@@ -62,58 +62,63 @@ impl Metrics {
             write_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             commit_seconds: latency_histogram(),
         };
-        let mut registry = m.registry;
+        let mut registry = Registry::with_prefix("chatserver");
+        m.register_all(&mut registry);
+        m.registry = registry;
+        m
+    }
+
+    fn register_all(&self, registry: &mut Registry) {
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
-            m.requests.clone(),
+            self.requests.clone(),
         );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency by route and method",
-            m.request_seconds.clone(),
+            self.request_seconds.clone(),
         );
         registry.register(
             "websocket_open",
             "Open WebSocket connections",
-            m.open_sockets.clone(),
+            self.open_sockets.clone(),
         );
         registry.register(
             "messages_stored",
             "Messages committed",
-            m.messages_stored.clone(),
+            self.messages_stored.clone(),
         );
         registry.register(
             "websocket_deliveries",
             "Frames sent to WebSocket clients",
-            m.deliveries.clone(),
+            self.deliveries.clone(),
         );
         registry.register(
             "websocket_lagged",
             "Times a socket fell behind its conversation's buffer and caught up from the database",
-            m.lagged.clone(),
+            self.lagged.clone(),
         );
         registry.register(
             "websocket_slow_closed",
             "Sockets closed with 1013 for falling too far behind",
-            m.slow_closed.clone(),
+            self.slow_closed.clone(),
         );
         registry.register(
             "db_pool_wait_seconds",
             "Time waiting for a pooled read connection",
-            m.pool_wait_seconds.clone(),
+            self.pool_wait_seconds.clone(),
         );
         registry.register(
             "db_write_batch_size",
             "Writes committed together in one transaction",
-            m.write_batch_size.clone(),
+            self.write_batch_size.clone(),
         );
         registry.register(
             "db_commit_duration_seconds",
             "Time to run and commit one batch of writes",
-            m.commit_seconds.clone(),
+            self.commit_seconds.clone(),
         );
-        Metrics { registry, ..m }
     }
 
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
@@ -132,8 +137,9 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "rendering the metrics");
+        }
         out
     }
 }

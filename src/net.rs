@@ -1,6 +1,6 @@
 //! The accept loop: hyper serves HTTP/1.1 with upgrades, warp routes. Ours rather than
 //! `warp::serve` so that a WebSocket upgrade can be done with tokio-tungstenite's own settings
-//! (see `api::ws`), and so every request is logged once with its status and duration.
+//! (see `ws`), and so every request is logged once with its status and duration.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,25 +15,19 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use crate::api::ws::UpgradeSlot;
-use crate::api::RouteName;
-use crate::app::AppState;
 use crate::cors::{Cors, Verdict};
-use crate::error::ApiError;
-
-/// The peer's address, for handlers that limit per address.
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub SocketAddr);
+use crate::error::Error;
+use crate::http::{self, PeerAddr, RouteName, Router, UpgradeSlot};
+use crate::state::AppState;
 
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN: Duration = Duration::from_secs(10);
 
-pub async fn serve(listener: TcpListener, routes: BoxedFilter<(Response,)>, state: Arc<AppState>) {
+pub(crate) async fn serve(listener: TcpListener, router: Arc<Router>, state: Arc<AppState>) {
     let shutdown = state.shutdown.clone();
-    let service = warp::service(routes);
+    let service = warp::service(http::filter(router, Arc::clone(&state)));
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -95,10 +89,9 @@ where
     // The path only: a query string can hold a token.
     let path = req.uri().path().to_string();
     let response = match state.cors.check(req.headers()) {
-        Verdict::Refused => ApiError::forbidden(
+        Verdict::Refused => http::error_response(&Error::forbidden(
             "requests from this origin are not allowed (the server's --cors-origin)",
-        )
-        .to_response(),
+        )),
         Verdict::Allowed(origin) if Cors::is_preflight(&method, req.headers()) => {
             Cors::preflight(&origin)
         }

@@ -1,107 +1,73 @@
-//! Conversations and their members. Every change that live sockets must learn of returns the
-//! events to publish after the commit.
-
-use std::sync::Arc;
+//! Conversations: named groups, and the one direct conversation of each pair of users.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
-use serde_json::json;
 
-use super::messages::{self, Message};
-use super::{written, Written};
-use crate::error::ApiError;
-use crate::hub::{Event, EventKind, Outbound};
-use crate::ids::{GroupId, MessageId, UserId};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Owner,
-    Admin,
-    Member,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "owner" => Some(Role::Owner),
-            "admin" => Some(Role::Admin),
-            "member" => Some(Role::Member),
-            _ => None,
-        }
-    }
-
-    fn manages(self) -> bool {
-        matches!(self, Role::Owner | Role::Admin)
-    }
-}
-
-impl rusqlite::types::FromSql for Role {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Role::parse(s).ok_or_else(|| rusqlite::types::FromSqlError::Other(s.into()))
-    }
-}
-
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct Group {
-    pub id: GroupId,
-    pub kind: String,
-    pub name: Option<String>,
-    pub owner_id: Option<UserId>,
-    pub created_at: String,
-    /// The caller's role; absent where the group is sent to everyone (events).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<Role>,
-    /// For a direct conversation, the other user.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer: Option<Peer>,
-}
-
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct Peer {
-    pub id: UserId,
-    pub username: String,
-    pub display_name: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GroupWithMembers {
-    #[serde(flatten)]
-    pub group: Group,
-    pub members: Vec<Member>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GroupSummary {
-    #[serde(flatten)]
-    pub group: Group,
-    pub last_message: Option<Message>,
-    pub unread_count: i64,
-    pub last_read_id: MessageId,
-}
-
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct Member {
-    pub id: UserId,
-    pub username: String,
-    pub display_name: Option<String>,
-    pub role: Role,
-    pub joined_at: String,
-    /// Filled in from the hub by the caller.
-    pub online: bool,
-    pub last_seen: Option<String>,
-}
+use super::members::{self, role_of};
+use super::{messages, users, written, Pending, Store, Written};
+use crate::error::{Error, Result};
+use crate::hub::{Event, Outbound};
+use crate::model::{
+    Group, GroupId, GroupName, GroupSummary, GroupWithMembers, Kind, MessageId, Peer, Role, UserId,
+};
+use crate::protocol::ServerFrame;
 
 const GROUP_COLUMNS: &str = "c.id, c.kind, c.name, c.owner_id, c.created_at";
+
+impl Store {
+    /// A new group owned by `owner`, with `member_ids` as members; every member's sockets learn
+    /// of it. An unknown member id creates nothing.
+    pub fn create_group(
+        &self,
+        owner: UserId,
+        name: GroupName,
+        member_ids: Vec<UserId>,
+    ) -> Pending<Group> {
+        self.write(move |c| create(c, owner, &name, &member_ids))
+    }
+
+    pub async fn group(&self, group: GroupId, user: UserId) -> Result<GroupWithMembers> {
+        self.read(move |c| {
+            let role = role_of(c, group, user)?;
+            let mut g = load(c, group)?;
+            g.role = Some(role);
+            g.peer = peer_of(c, &g, user)?;
+            Ok(GroupWithMembers {
+                group: g,
+                members: members::list(c, group)?,
+            })
+        })
+        .await
+    }
+
+    /// The caller's conversations, most recent activity first, with their last message and
+    /// how many messages from others arrived after the caller's read marker.
+    pub async fn conversations(&self, user: UserId) -> Result<Vec<GroupSummary>> {
+        self.read(move |c| list_for(c, user)).await
+    }
+
+    pub fn rename_group(&self, group: GroupId, user: UserId, name: GroupName) -> Pending<Group> {
+        self.write(move |c| rename(c, group, user, &name))
+    }
+
+    /// The owner deletes a group and its messages; its sockets learn of it.
+    pub fn delete_group(&self, group: GroupId, user: UserId) -> Pending<()> {
+        self.write(move |c| {
+            let role = role_of(c, group, user)?;
+            require_group_kind(c, group)?;
+            if role != Role::Owner {
+                return Err(Error::forbidden("only the owner can delete a group"));
+            }
+            c.execute("DELETE FROM conversations WHERE id = ?1", [group])?;
+            let event = Event::new(ServerFrame::GroupDeleted { group_id: group });
+            Ok(written((), vec![Outbound::Group(group, event)]))
+        })
+    }
+
+    /// Gets or creates the one direct conversation of `me` and `other`; `true` when created.
+    pub fn direct(&self, me: UserId, other: UserId) -> Pending<(Group, bool)> {
+        self.write(move |c| direct(c, me, other))
+    }
+}
 
 fn group_row(r: &Row) -> rusqlite::Result<Group> {
     Ok(Group {
@@ -115,181 +81,54 @@ fn group_row(r: &Row) -> rusqlite::Result<Group> {
     })
 }
 
-fn member_row(r: &Row) -> rusqlite::Result<Member> {
-    Ok(Member {
-        id: r.get(0)?,
-        username: r.get(1)?,
-        display_name: r.get(2)?,
-        role: r.get(3)?,
-        joined_at: r.get(4)?,
-        online: false,
-        last_seen: r.get(5)?,
-    })
-}
-
-/// The caller's role in `group`: 404 when the group does not exist, 403 when they are not in it.
-pub fn role_of(conn: &Connection, group: GroupId, user: UserId) -> Result<Role, ApiError> {
-    let role: Option<Role> = conn
-        .query_row(
-            "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-            params![group, user],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match role {
-        Some(role) => Ok(role),
-        None => Err(absent_or_forbidden(conn, group)?),
-    }
-}
-
-pub fn is_member(conn: &Connection, group: GroupId, user: UserId) -> Result<bool, ApiError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2")?
-        .query_row(params![group, user], |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
-/// The error for a caller who is not a member: 404 if the conversation is missing, else 403.
-pub fn absent_or_forbidden(conn: &Connection, group: GroupId) -> Result<ApiError, ApiError> {
-    let exists = conn
-        .query_row("SELECT 1 FROM conversations WHERE id = ?1", [group], |_| {
-            Ok(())
-        })
-        .optional()?
-        .is_some();
-    Ok(if exists {
-        ApiError::forbidden("you are not a member of this conversation")
-    } else {
-        ApiError::not_found("no such conversation")
-    })
-}
-
-fn load(conn: &Connection, group: GroupId) -> Result<Group, ApiError> {
+fn load(conn: &Connection, group: GroupId) -> Result<Group> {
     let sql = format!("SELECT {GROUP_COLUMNS} FROM conversations c WHERE c.id = ?1");
     conn.query_row(&sql, [group], group_row)
         .optional()?
-        .ok_or_else(|| ApiError::not_found("no such conversation"))
+        .ok_or_else(|| Error::not_found("no such conversation"))
 }
 
-fn newest_message_id(conn: &Connection, group: GroupId) -> Result<MessageId, ApiError> {
-    Ok(conn.query_row(
-        "SELECT coalesce(max(id), 0) FROM messages WHERE conversation_id = ?1",
-        [group],
-        |r| r.get(0),
-    )?)
-}
-
-/// Adds `user` and returns the events that tell the group's sockets and the user's own.
-fn insert_member(
-    conn: &Connection,
-    group: GroupId,
-    user: UserId,
-    role: Role,
-) -> Result<(Member, Vec<Outbound>), ApiError> {
-    let member = conn.query_row(
-        "INSERT INTO members (conversation_id, user_id, role) VALUES (?1, ?2, ?3)
-         RETURNING user_id, (SELECT username FROM users WHERE id = ?2),
-                   (SELECT display_name FROM users WHERE id = ?2), role, joined_at,
-                   (SELECT last_seen FROM users WHERE id = ?2)",
-        params![group, user, role.as_str()],
-        member_row,
-    )?;
-    let since = newest_message_id(conn, group)?;
-    let event = Arc::new(Event::new(
-        group,
-        EventKind::MemberAdded {
-            user_id: user,
-            since,
-        },
-        &json!({"type": "member_added", "group_id": group, "user_id": user, "role": role}),
-    ));
-    let events = vec![
-        Outbound::Group(group, Arc::clone(&event)),
-        Outbound::User(user, event),
-    ];
-    Ok((member, events))
-}
-
-fn check_users_exist(conn: &Connection, ids: &[UserId]) -> Result<(), ApiError> {
-    for &id in ids {
-        if !super::users::exists(conn, id)? {
-            return Err(ApiError::not_found(format!("no user with id {id}")));
-        }
+/// Refuses what only a named group has (a name, an owner, member changes) for a direct chat.
+pub(super) fn require_group_kind(conn: &Connection, group: GroupId) -> Result<Group> {
+    let g = load(conn, group)?;
+    if g.kind == Kind::Direct {
+        return Err(Error::forbidden(
+            "a direct conversation has exactly its two members and no name",
+        ));
     }
-    Ok(())
+    Ok(g)
 }
 
-pub fn create(
+pub(super) fn create(
     conn: &Connection,
     owner: UserId,
-    name: &str,
+    name: &GroupName,
     member_ids: &[UserId],
-) -> Result<Written<Group>, ApiError> {
-    if !super::users::exists(conn, owner)? {
-        return Err(ApiError::unauthorized("this account no longer exists"));
+) -> Result<Written<Group>> {
+    if !users::exists(conn, owner)? {
+        return Err(Error::account_gone());
     }
-    check_users_exist(conn, member_ids)?;
+    members::check_users_exist(conn, member_ids)?;
     let mut group = conn.query_row(
         "INSERT INTO conversations (kind, name, owner_id) VALUES ('group', ?1, ?2)
          RETURNING id, kind, name, owner_id, created_at",
-        params![name, owner],
+        params![name.as_str(), owner],
         group_row,
     )?;
-    let mut events = Vec::new();
-    let (_, mut owner_events) = insert_member(conn, group.id, owner, Role::Owner)?;
-    events.append(&mut owner_events);
+    let (_, mut events) = members::insert(conn, group.id, owner, Role::Owner)?;
     let mut seen = vec![owner];
     for &id in member_ids {
         if seen.contains(&id) {
             continue;
         }
         seen.push(id);
-        let (_, mut more) = insert_member(conn, group.id, id, Role::Member)?;
-        events.append(&mut more);
+        events.append(&mut members::insert(conn, group.id, id, Role::Member)?.1);
     }
     group.role = Some(Role::Owner);
     Ok(written(group, events))
 }
 
-pub fn get(conn: &Connection, group: GroupId, user: UserId) -> Result<GroupWithMembers, ApiError> {
-    let role = role_of(conn, group, user)?;
-    let mut g = load(conn, group)?;
-    g.role = Some(role);
-    g.peer = peer_of(conn, &g, user)?;
-    Ok(GroupWithMembers {
-        group: g,
-        members: list_members(conn, group)?,
-    })
-}
-
-pub fn members(conn: &Connection, group: GroupId, user: UserId) -> Result<Vec<Member>, ApiError> {
-    role_of(conn, group, user)?;
-    list_members(conn, group)
-}
-
-fn list_members(conn: &Connection, group: GroupId) -> Result<Vec<Member>, ApiError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT u.id, u.username, u.display_name, m.role, m.joined_at, u.last_seen
-         FROM members m JOIN users u ON u.id = m.user_id
-         WHERE m.conversation_id = ?1 ORDER BY m.joined_at, u.id",
-    )?;
-    let rows = stmt.query_map([group], member_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The ids of every conversation `user` is in.
-pub fn ids_of(conn: &Connection, user: UserId) -> Result<Vec<GroupId>, ApiError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT conversation_id FROM members WHERE user_id = ?1 ORDER BY conversation_id",
-    )?;
-    let rows = stmt.query_map([user], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The caller's conversations, most recent activity first, with their last message and how
-/// many messages from others arrived after the caller's read marker.
-pub fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>, ApiError> {
+fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
     let sql = format!(
         "SELECT {GROUP_COLUMNS}, m.role,
                 (SELECT max(id) FROM messages WHERE conversation_id = c.id) AS last_id,
@@ -305,9 +144,7 @@ pub fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>, Ap
         let mut g = group_row(r)?;
         g.role = Some(r.get(5)?);
         let last_id: Option<MessageId> = r.get(6)?;
-        let unread: i64 = r.get(7)?;
-        let last_read_id: MessageId = r.get(8)?;
-        Ok((g, last_id, unread, last_read_id))
+        Ok((g, last_id, r.get(7)?, r.get(8)?))
     })?;
     let mut out = Vec::new();
     for row in rows {
@@ -338,132 +175,36 @@ pub fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>, Ap
     Ok(out)
 }
 
-fn require_group_kind(g: &Group) -> Result<(), ApiError> {
-    if g.kind == "direct" {
-        return Err(ApiError::forbidden(
-            "a direct conversation has exactly its two members and no name",
-        ));
-    }
-    Ok(())
-}
-
-pub fn rename(
+fn rename(
     conn: &Connection,
     group: GroupId,
     user: UserId,
-    name: &str,
-) -> Result<Written<Group>, ApiError> {
+    name: &GroupName,
+) -> Result<Written<Group>> {
     let role = role_of(conn, group, user)?;
-    require_group_kind(&load(conn, group)?)?;
+    require_group_kind(conn, group)?;
     if !role.manages() {
-        return Err(ApiError::forbidden(
+        return Err(Error::forbidden(
             "only the owner or an admin can rename a group",
         ));
     }
     conn.execute(
         "UPDATE conversations SET name = ?2 WHERE id = ?1",
-        params![group, name],
+        params![group, name.as_str()],
     )?;
     let updated = load(conn, group)?;
-    let event = Event::new(
-        group,
-        EventKind::Other,
-        &json!({"type": "group_updated", "group_id": group, "group": updated}),
-    );
+    let event = Event::new(ServerFrame::GroupUpdated {
+        group_id: group,
+        group: updated.clone(),
+    });
     let mut for_caller = updated;
     for_caller.role = Some(role);
-    Ok(written(
-        for_caller,
-        vec![Outbound::Group(group, Arc::new(event))],
-    ))
-}
-
-pub fn delete(conn: &Connection, group: GroupId, user: UserId) -> Result<Written<()>, ApiError> {
-    let role = role_of(conn, group, user)?;
-    require_group_kind(&load(conn, group)?)?;
-    if role != Role::Owner {
-        return Err(ApiError::forbidden("only the owner can delete a group"));
-    }
-    conn.execute("DELETE FROM conversations WHERE id = ?1", [group])?;
-    let event = Event::new(
-        group,
-        EventKind::GroupDeleted,
-        &json!({"type": "group_deleted", "group_id": group}),
-    );
-    Ok(written((), vec![Outbound::Group(group, Arc::new(event))]))
-}
-
-pub fn add_member(
-    conn: &Connection,
-    group: GroupId,
-    actor: UserId,
-    user: UserId,
-    role: Role,
-) -> Result<Written<Member>, ApiError> {
-    let actor_role = role_of(conn, group, actor)?;
-    require_group_kind(&load(conn, group)?)?;
-    if !actor_role.manages() {
-        return Err(ApiError::forbidden(
-            "only the owner or an admin can add members",
-        ));
-    }
-    check_users_exist(conn, &[user])?;
-    if is_member(conn, group, user)? {
-        return Err(ApiError::conflict("that user is already a member"));
-    }
-    let (member, events) = insert_member(conn, group, user, role)?;
-    Ok(written(member, events))
-}
-
-pub fn remove_member(
-    conn: &Connection,
-    group: GroupId,
-    actor: UserId,
-    user: UserId,
-) -> Result<Written<()>, ApiError> {
-    let actor_role = role_of(conn, group, actor)?;
-    require_group_kind(&load(conn, group)?)?;
-    let target_role: Option<Role> = conn
-        .query_row(
-            "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-            params![group, user],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(target_role) = target_role else {
-        return Err(ApiError::not_found("that user is not a member"));
-    };
-    if target_role == Role::Owner {
-        return Err(ApiError::forbidden(
-            "the owner cannot be removed; the owner can delete the group instead",
-        ));
-    }
-    if actor != user && !actor_role.manages() {
-        return Err(ApiError::forbidden(
-            "only the owner or an admin can remove other members",
-        ));
-    }
-    conn.execute(
-        "DELETE FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-        params![group, user],
-    )?;
-    let event = Arc::new(Event::new(
-        group,
-        EventKind::MemberRemoved { user_id: user },
-        &json!({"type": "member_removed", "group_id": group, "user_id": user}),
-    ));
-    Ok(written(
-        (),
-        vec![
-            Outbound::Group(group, Arc::clone(&event)),
-            Outbound::User(user, event),
-        ],
-    ))
+    Ok(written(for_caller, vec![Outbound::Group(group, event)]))
 }
 
 /// The other member of a direct conversation (None for groups).
-fn peer_of(conn: &Connection, group: &Group, me: UserId) -> Result<Option<Peer>, ApiError> {
-    if group.kind != "direct" {
+fn peer_of(conn: &Connection, group: &Group, me: UserId) -> Result<Option<Peer>> {
+    if group.kind != Kind::Direct {
         return Ok(None);
     }
     Ok(conn
@@ -486,13 +227,13 @@ fn direct_key(a: UserId, b: UserId) -> String {
 }
 
 /// The direct conversation of two users, if they have one.
-pub fn direct_between(
+pub(super) fn direct_between(
     conn: &Connection,
     me: UserId,
     other: UserId,
-) -> Result<Option<GroupId>, ApiError> {
-    if !super::users::exists(conn, other)? {
-        return Err(ApiError::not_found("no such user"));
+) -> Result<Option<GroupId>> {
+    if !users::exists(conn, other)? {
+        return Err(Error::not_found("no such user"));
     }
     Ok(conn
         .prepare_cached("SELECT id FROM conversations WHERE direct_key = ?1")?
@@ -500,13 +241,12 @@ pub fn direct_between(
         .optional()?)
 }
 
-/// Gets or creates the one direct conversation of `me` and `other`; `true` when created.
-/// Both users' sockets learn of a new one through `member_added`.
-pub fn direct(
+/// Both users' sockets learn of a new direct conversation through `member_added`.
+pub(super) fn direct(
     conn: &Connection,
     me: UserId,
     other: UserId,
-) -> Result<Written<(Group, bool)>, ApiError> {
+) -> Result<Written<(Group, bool)>> {
     let (id, created, events) = match direct_between(conn, me, other)? {
         Some(id) => (id, false, Vec::new()),
         None => {
@@ -515,8 +255,8 @@ pub fn direct(
                 [direct_key(me, other)],
                 |r| r.get(0),
             )?;
-            let (_, mut events) = insert_member(conn, id, me, Role::Member)?;
-            events.append(&mut insert_member(conn, id, other, Role::Member)?.1);
+            let (_, mut events) = members::insert(conn, id, me, Role::Member)?;
+            events.append(&mut members::insert(conn, id, other, Role::Member)?.1);
             (id, true, events)
         }
     };
@@ -524,49 +264,4 @@ pub fn direct(
     group.role = Some(Role::Member);
     group.peer = peer_of(conn, &group, me)?;
     Ok(written((group, created), events))
-}
-
-/// Moves `user`'s read marker in `group` forward to `message`; members learn of it by a `read`
-/// event. A marker already at or past `message` stays, and nothing is sent.
-pub fn mark_read(
-    conn: &Connection,
-    group: GroupId,
-    user: UserId,
-    message: MessageId,
-) -> Result<Written<()>, ApiError> {
-    role_of(conn, group, user)?;
-    let in_group = conn
-        .prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND conversation_id = ?2")?
-        .query_row(params![message, group], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if !in_group {
-        return Err(ApiError::not_found("no such message in this conversation"));
-    }
-    let moved = conn.execute(
-        "UPDATE members SET last_read_id = ?3
-         WHERE conversation_id = ?1 AND user_id = ?2 AND last_read_id < ?3",
-        params![group, user, message],
-    )?;
-    let mut events = Vec::new();
-    if moved > 0 {
-        let event = Event::new(
-            group,
-            EventKind::Other,
-            &json!({"type": "read", "group_id": group, "user_id": user, "message_id": message}),
-        );
-        events.push(Outbound::Group(group, Arc::new(event)));
-    }
-    Ok(written((), events))
-}
-
-/// Everyone who shares a conversation with `user` (not `user`): who hears of their presence.
-pub fn contacts_of(conn: &Connection, user: UserId) -> Result<Vec<UserId>, ApiError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT other.user_id FROM members mine
-         JOIN members other ON other.conversation_id = mine.conversation_id
-         WHERE mine.user_id = ?1 AND other.user_id != ?1",
-    )?;
-    let rows = stmt.query_map([user], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }

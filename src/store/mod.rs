@@ -1,82 +1,95 @@
-//! All SQL lives under this module. Reads run on the blocking pool with a pooled connection;
-//! every write goes through the single writer (see `writer`), which batches concurrent writes
-//! into one transaction and publishes their events to the hub after the commit.
+//! All SQL lives under this module, behind the typed operations of `Store` (one file per table
+//! family adds its own). Reads run on the blocking pool with a pooled connection; every write goes
+//! through the single writer (see `writer`), which batches concurrent writes into one
+//! transaction and publishes their events to the hub after the commit. Callers never see a
+//! connection: a second backend can stand behind the same operations.
 
-pub mod groups;
-pub mod messages;
-pub mod seed;
-pub mod settings;
-pub mod tokens;
-pub mod users;
+mod admin;
+mod groups;
+mod members;
+mod messages;
+mod search;
+mod seed;
+mod settings;
+mod sqlite;
+mod tokens;
+mod users;
 mod writer;
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::config::SyncMode;
-use crate::error::ApiError;
+use crate::error::{Error, Result};
 use crate::hub::{Hub, Outbound};
 use crate::metrics::Metrics;
 
-pub use writer::Written;
+pub(crate) use admin::Admin;
+pub(crate) use messages::{Page, Sent};
+pub(crate) use seed::{Hasher, SeedFile, DEFAULT as DEFAULT_SEED};
+pub(crate) use tokens::{NewRefresh, Refreshed};
+pub(crate) use users::ProfileChanges;
 
-mod embedded {
-    refinery::embed_migrations!("migrations");
+/// A write's result and the events to publish once it is committed.
+pub(crate) struct Written<T> {
+    pub value: T,
+    pub events: Vec<Outbound>,
 }
 
-/// Opens a connection with the pragmas every connection of ours uses.
-pub fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, String> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
-    configure(&conn, sync).map_err(|e| format!("cannot use database {}: {e}", path.display()))?;
-    Ok(conn)
+pub(crate) fn written<T>(value: T, events: Vec<Outbound>) -> Written<T> {
+    Written { value, events }
 }
 
-fn configure(conn: &Connection, sync: SyncMode) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    // SQLite's own lower() and LIKE fold ASCII only; names are not only ASCII.
-    conn.create_scalar_function(
-        "casefold",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            Ok(ctx
-                .get::<Option<String>>(0)?
-                .map(|s| s.to_lowercase())
-                .unwrap_or_default())
-        },
-    )?;
-    // journal_mode answers with a row, so it is read rather than executed.
-    let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    conn.execute_batch(&format!(
-        "PRAGMA foreign_keys=ON; PRAGMA synchronous={};",
-        sync.pragma()
-    ))
+/// A write already queued for the writer (so one client's writes keep their order), resolving
+/// to its result once it is committed, by which time its events are published.
+#[must_use = "a write is queued, but its result is only known by awaiting it"]
+pub(crate) struct Pending<T>(PendingState<T>);
+
+enum PendingState<T> {
+    Queued(oneshot::Receiver<Result<T>>),
+    Refused(Option<Error>),
 }
 
-/// Applies pending migrations; returns the names of those applied.
-pub fn migrate(conn: &mut Connection) -> Result<Vec<String>, String> {
-    let report = embedded::migrations::runner()
-        .run(conn)
-        .map_err(|e| format!("migration failed: {e}"))?;
-    Ok(report
-        .applied_migrations()
-        .iter()
-        .map(|m| m.to_string())
-        .collect())
+impl<T> Pending<T> {
+    pub fn refused(err: Error) -> Self {
+        Pending(PendingState::Refused(Some(err)))
+    }
+
+    /// The error of a write that was refused before it was queued (so it can be answered at
+    /// once), or the write, still pending.
+    pub fn queued(self) -> Result<Pending<T>> {
+        match self.0 {
+            PendingState::Refused(Some(err)) => Err(err),
+            other => Ok(Pending(other)),
+        }
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        match &mut self.0 {
+            PendingState::Queued(rx) => Pin::new(rx).poll(cx).map(|answer| {
+                answer.unwrap_or_else(|_| Err(Error::unavailable("the server is stopping")))
+            }),
+            PendingState::Refused(err) => Poll::Ready(Err(err
+                .take()
+                .unwrap_or_else(|| Error::internal("a refused write was polled twice")))),
+        }
+    }
 }
 
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: Arc<writer::Writer>,
     metrics: Arc<Metrics>,
@@ -89,17 +102,19 @@ impl Store {
         sync: SyncMode,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
-    ) -> Result<Store, String> {
-        let mut conn = open_connection(path, sync)?;
-        migrate(&mut conn)?;
+    ) -> Result<Store> {
+        let mut conn = sqlite::open_connection(path, sync)?;
+        sqlite::migrate(&mut conn)?;
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(move |c| configure(c, sync));
+            .with_init(move |c| sqlite::configure(c, sync));
         let pool = r2d2::Pool::builder()
             .max_size(16)
             .min_idle(Some(2))
             .build(manager)
-            .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+            .map_err(|e| {
+                Error::unavailable(format!("cannot open database {}: {e}", path.display()))
+            })?;
         let writer = writer::Writer::start(conn, hub, Arc::clone(&metrics))?;
         Ok(Store {
             pool,
@@ -109,10 +124,10 @@ impl Store {
     }
 
     /// Runs `f` on a pooled connection on the blocking pool.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (pool, metrics) = (self.pool.clone(), Arc::clone(&self.metrics));
         tokio::task::spawn_blocking(move || {
@@ -124,35 +139,20 @@ impl Store {
             f(&conn)
         })
         .await
-        .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+        .map_err(|e| Error::internal(format!("read task failed: {e}")))?
     }
 
-    /// Runs `f` inside the writer's next transaction; answers after the commit, by which time
-    /// the events it returned have been published.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    /// Queues `f` for the writer's next transaction.
+    fn write<T, F>(&self, f: F) -> Pending<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<Written<T>, ApiError> + Send + 'static,
-    {
-        self.submit(f)?.await
-    }
-
-    /// Queues `f` for the writer now (so writes from one client keep their order) and returns
-    /// a future for its result.
-    pub fn submit<T, F>(
-        &self,
-        f: F,
-    ) -> Result<impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<Written<T>, ApiError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<Written<T>> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        self.writer.submit(f, tx)?;
-        Ok(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(ApiError::Unavailable("the server is stopping".into())))
-        })
+        match self.writer.submit(f, tx) {
+            Ok(()) => Pending(PendingState::Queued(rx)),
+            Err(e) => Pending::refused(e),
+        }
     }
 
     /// True when the database answers a query.
@@ -161,14 +161,4 @@ impl Store {
             .await
             .is_ok()
     }
-}
-
-/// A write's result and the events to publish once it is committed.
-pub fn written<T>(value: T, events: Vec<Outbound>) -> Written<T> {
-    Written { value, events }
-}
-
-/// Current time as the API writes it: RFC 3339 UTC with milliseconds.
-pub fn now_sql() -> &'static str {
-    "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 }

@@ -4,144 +4,212 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 
-use super::{groups, settings, users};
-use crate::error::ApiError;
-use crate::ids::{GroupId, UserId};
-use crate::validate;
+use super::{groups, settings, users, written, Pending, Store};
+use crate::error::{Error, Result};
+use crate::model::{Email, GroupId, GroupName, Password, UserId, Username};
 
-pub const DEFAULT: &str = include_str!("../../seed/default.toml");
+/// `seed/default.toml`, built in.
+pub(crate) const DEFAULT: &str = include_str!("../../seed/default.toml");
 const SEEDED_KEY: &str = "seeded";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedFile {
-    #[serde(default)]
-    pub users: Vec<SeedUser>,
-    #[serde(default)]
-    pub groups: Vec<SeedGroup>,
+/// Turns a password into a stored hash (bcrypt at the configured cost).
+pub(crate) type Hasher = dyn Fn(&str) -> Result<String> + Send + Sync;
+
+impl Store {
+    /// The first write of every start: seeds a database that was never seeded (when `seed`
+    /// is given), and returns the JWT secret, `configured` or the one kept in the database
+    /// (`generated` when there is none yet).
+    pub fn prepare(
+        &self,
+        seed: Option<(SeedFile, Box<Hasher>)>,
+        configured: Option<String>,
+        generated: String,
+    ) -> Pending<String> {
+        self.write(move |c| {
+            if let Some((file, hash)) = seed {
+                if !already_seeded(c)? {
+                    let report = apply(c, &file, &*hash)?;
+                    tracing::info!(users = ?report.users, groups = ?report.groups, "seeded a new database");
+                }
+            }
+            let secret = settings::jwt_secret(c, configured.as_deref(), || generated)?;
+            Ok(written(secret, Vec::new()))
+        })
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedUser {
-    pub username: String,
-    pub email: String,
-    pub password: String,
+/// A seed file like `seed/default.toml`, every value already checked.
+#[derive(Debug)]
+pub(crate) struct SeedFile {
+    users: Vec<SeedUser>,
+    groups: Vec<SeedGroup>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
+struct SeedUser {
+    username: Username,
+    email: Email,
+    password: Password,
+}
+
+#[derive(Debug)]
+struct SeedGroup {
+    name: GroupName,
+    owner: String,
+    members: Vec<String>,
+}
+
+/// The file as written; `SeedFile::parse` checks it.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedGroup {
-    pub name: String,
-    pub owner: String,
+struct RawSeed {
     #[serde(default)]
-    pub members: Vec<String>,
+    users: Vec<RawUser>,
+    #[serde(default)]
+    groups: Vec<RawGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    username: String,
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: String,
+    owner: String,
+    #[serde(default)]
+    members: Vec<String>,
 }
 
 impl SeedFile {
-    pub fn parse(text: &str) -> Result<SeedFile, String> {
-        let seed: SeedFile = toml::from_str(text).map_err(|e| format!("seed file: {e}"))?;
-        for u in &seed.users {
-            validate::username(&u.username)
-                .and(validate::email(&u.email))
-                .and(validate::password(&u.password))
-                .map_err(|e| format!("seed user {}: {e}", u.username))?;
-        }
-        for g in &seed.groups {
-            validate::group_name(&g.name).map_err(|e| format!("seed group {}: {e}", g.name))?;
-        }
-        Ok(seed)
+    pub fn parse(text: &str) -> Result<SeedFile> {
+        let raw: RawSeed = toml::from_str(text)
+            .map_err(|e| Error::invalid("invalid_seed", format!("seed file: {e}")))?;
+        let in_seed =
+            |what: String| move |e: Error| Error::invalid("invalid_seed", format!("{what}: {e}"));
+        let users = raw
+            .users
+            .into_iter()
+            .map(|u| {
+                let what = in_seed(format!("seed user {}", u.username));
+                Ok(SeedUser {
+                    username: Username::parse(&u.username).map_err(&what)?,
+                    email: Email::parse(&u.email).map_err(&what)?,
+                    password: Password::parse(&u.password).map_err(&what)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let groups = raw
+            .groups
+            .into_iter()
+            .map(|g| {
+                let name =
+                    GroupName::parse(&g.name).map_err(in_seed(format!("seed group {}", g.name)))?;
+                Ok(SeedGroup {
+                    name,
+                    owner: g.owner,
+                    members: g.members,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(SeedFile { users, groups })
     }
 }
 
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     pub users: Vec<String>,
     pub groups: Vec<String>,
     pub memberships: usize,
 }
 
 /// Whether this database was ever seeded (then the server never seeds it again).
-pub fn already_seeded(conn: &Connection) -> Result<bool, ApiError> {
+fn already_seeded(conn: &Connection) -> Result<bool> {
     Ok(settings::get(conn, SEEDED_KEY)?.is_some())
 }
 
 /// Creates the seed's missing users, groups and memberships, in the caller's transaction.
-/// `hash` turns a password into a stored hash (bcrypt at the configured cost).
-pub fn apply(
-    conn: &Connection,
-    seed: &SeedFile,
-    hash: &(dyn Fn(&str) -> Result<String, String> + Sync),
-) -> Result<Report, String> {
+pub(super) fn apply(conn: &Connection, seed: &SeedFile, hash: &Hasher) -> Result<Report> {
     let mut report = Report::default();
-    let err = |e: ApiError| e.to_string();
     let mut missing = Vec::new();
     for u in &seed.users {
         let taken: Option<i64> = conn
             .query_row(
                 "SELECT 1 FROM users WHERE username = ?1 OR email = ?2",
-                params![u.username, u.email],
+                params![u.username.as_str(), u.email.as_str()],
                 |r| r.get(0),
             )
-            .optional()
-            .map_err(|e| e.to_string())?;
+            .optional()?;
         if taken.is_none() {
             missing.push(u);
         }
     }
     // bcrypt is slow on purpose: hash the passwords side by side, not one after another.
-    let hashes: Vec<Result<String, String>> = std::thread::scope(|scope| {
+    let hashes: Vec<Result<String>> = std::thread::scope(|scope| {
         let running: Vec<_> = missing
             .iter()
-            .map(|u| scope.spawn(|| hash(&u.password)))
+            .map(|u| scope.spawn(|| hash(u.password.as_str())))
             .collect();
         running
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("hashing panicked".into())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::internal("hashing panicked")))
+            })
             .collect()
     });
     for (u, hashed) in missing.into_iter().zip(hashes) {
-        users::insert(conn, &u.username, &u.email, &hashed?).map_err(err)?;
-        report.users.push(u.username.clone());
+        users::insert(conn, &u.username, &u.email, &hashed?)?;
+        report.users.push(u.username.to_string());
     }
     for g in &seed.groups {
-        let user_id = |name: &str| -> Result<UserId, String> {
-            users::by_username(conn, name)
-                .map_err(err)?
-                .map(|p| p.id)
-                .ok_or_else(|| format!("seed group {}: no user named {name}", g.name))
-        };
-        let owner = user_id(&g.owner)?;
-        let existing: Option<GroupId> = conn
-            .query_row(
-                "SELECT id FROM conversations WHERE kind = 'group' AND name = ?1 ORDER BY id",
-                [&g.name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| e.to_string())?;
-        let group = match existing {
-            Some(id) => id,
-            None => {
-                report.groups.push(g.name.clone());
-                groups::create(conn, owner, &g.name, &[])
-                    .map_err(err)?
-                    .value
-                    .id
-            }
-        };
-        for name in &g.members {
-            let member = user_id(name)?;
-            let added = conn
-                .execute(
-                    "INSERT INTO members (conversation_id, user_id, role) VALUES (?1, ?2, 'member')
-                     ON CONFLICT DO NOTHING",
-                    params![group, member],
-                )
-                .map_err(|e| e.to_string())?;
-            report.memberships += added;
-        }
+        report.memberships += seed_group(conn, g, &mut report.groups)?;
     }
-    settings::set(conn, SEEDED_KEY, "true").map_err(err)?;
+    settings::set(conn, SEEDED_KEY, "true")?;
     Ok(report)
+}
+
+/// Creates the group if no group has its name, and adds its missing members; returns how many
+/// memberships were added (the owner's not counted).
+fn seed_group(conn: &Connection, g: &SeedGroup, created: &mut Vec<String>) -> Result<usize> {
+    let user_id = |name: &str| -> Result<UserId> {
+        users::by_username(conn, name)?
+            .map(|p| p.id)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "invalid_seed",
+                    format!("seed group {}: no user named {name}", g.name),
+                )
+            })
+    };
+    let owner = user_id(&g.owner)?;
+    let existing: Option<GroupId> = conn
+        .query_row(
+            "SELECT id FROM conversations WHERE kind = 'group' AND name = ?1 ORDER BY id",
+            [g.name.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let group = match existing {
+        Some(id) => id,
+        None => {
+            created.push(g.name.to_string());
+            groups::create(conn, owner, &g.name, &[])?.value.id
+        }
+    };
+    let mut added = 0;
+    for name in &g.members {
+        let member = user_id(name)?;
+        added += conn.execute(
+            "INSERT INTO members (conversation_id, user_id, role) VALUES (?1, ?2, 'member')
+             ON CONFLICT DO NOTHING",
+            params![group, member],
+        )?;
+    }
+    Ok(added)
 }

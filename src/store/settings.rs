@@ -2,9 +2,12 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::error::ApiError;
+use crate::error::Result;
 
-pub fn get(conn: &Connection, key: &str) -> Result<Option<String>, ApiError> {
+/// The key under which a generated JWT secret is kept.
+const JWT_SECRET_KEY: &str = "jwt_secret";
+
+pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
         .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
             r.get(0)
@@ -13,7 +16,7 @@ pub fn get(conn: &Connection, key: &str) -> Result<Option<String>, ApiError> {
 }
 
 /// Stores `value` unless the key exists; returns the value now stored (first writer wins).
-pub fn get_or_insert(conn: &Connection, key: &str, value: &str) -> Result<String, ApiError> {
+fn get_or_insert(conn: &Connection, key: &str, value: &str) -> Result<String> {
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
         [key, value],
@@ -21,11 +24,23 @@ pub fn get_or_insert(conn: &Connection, key: &str, value: &str) -> Result<String
     Ok(get(conn, key)?.unwrap_or_else(|| value.to_string()))
 }
 
-pub fn set(conn: &Connection, key: &str, value: &str) -> Result<(), ApiError> {
+pub(super) fn set(conn: &Connection, key: &str, value: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [key, value],
     )?;
     Ok(())
+}
+
+/// The configured JWT secret, or the one kept in the database (`generated` on first use).
+pub(super) fn jwt_secret(
+    conn: &Connection,
+    configured: Option<&str>,
+    generated: impl FnOnce() -> String,
+) -> Result<String> {
+    match configured {
+        Some(secret) => Ok(secret.to_string()),
+        None => get_or_insert(conn, JWT_SECRET_KEY, &generated()),
+    }
 }

@@ -1,41 +1,151 @@
 //! Users: accounts, profiles and password hashes.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
 
-use crate::error::ApiError;
-use crate::ids::UserId;
-
-/// A user's own view of their account (the only place an email appears).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct Profile {
-    pub id: UserId,
-    pub username: String,
-    pub email: String,
-    pub display_name: Option<String>,
-    pub avatar_url: Option<String>,
-    pub public_key: Option<String>,
-    pub created_at: String,
-}
-
-/// What anyone signed in may see of a user.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct PublicUser {
-    pub id: UserId,
-    pub username: String,
-    pub display_name: Option<String>,
-    pub avatar_url: Option<String>,
-    pub public_key: Option<String>,
-    /// Filled in from the hub by the caller; the database does not know who is connected.
-    pub online: bool,
-    pub last_seen: Option<String>,
-    pub created_at: String,
-}
+use super::{members, sqlite::NOW, tokens, written, Pending, Store};
+use crate::error::{Error, Result};
+use crate::model::{
+    AvatarUrl, DisplayName, Email, Profile, PublicKey, PublicUser, UserId, Username,
+};
 
 const PROFILE_COLUMNS: &str =
     "id, username, email, display_name, avatar_url, public_key, created_at";
 const PUBLIC_COLUMNS: &str =
     "id, username, display_name, avatar_url, public_key, last_seen, created_at";
+
+/// The settings key counting account deletions, so a running server (another process than
+/// the CLI that deletes) notices and stops honouring the deleted accounts' tokens.
+const DELETIONS_KEY: &str = "user_deletions";
+
+/// The settings key holding the highest id ever deleted, so `insert` never hands it out again.
+const HIGHEST_DELETED_KEY: &str = "users_highest_deleted_id";
+
+/// A profile change: `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub(crate) struct ProfileChanges {
+    pub display_name: Option<Option<DisplayName>>,
+    pub avatar_url: Option<Option<AvatarUrl>>,
+    pub public_key: Option<Option<PublicKey>>,
+}
+
+/// What the running server knows of which accounts exist (see `auth::Accounts`).
+pub(crate) struct AccountList {
+    pub deletions: i64,
+    pub ids: Vec<UserId>,
+}
+
+impl Store {
+    pub async fn profile(&self, id: UserId) -> Result<Option<Profile>> {
+        self.read(move |c| profile(c, id)).await
+    }
+
+    pub async fn public_user(&self, id: UserId) -> Result<Option<PublicUser>> {
+        self.read(move |c| public(c, id)).await
+    }
+
+    /// The user a login names, by username or email (case-insensitive), with the password hash.
+    pub async fn credentials(&self, login: String) -> Result<Option<(UserId, String)>> {
+        self.read(move |c| credentials(c, login.trim())).await
+    }
+
+    pub async fn password_hash(&self, id: UserId) -> Result<Option<String>> {
+        self.read(move |c| {
+            Ok(
+                c.query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
+        .await
+    }
+
+    pub async fn user_exists(&self, id: UserId) -> Result<bool> {
+        self.read(move |c| exists(c, id)).await
+    }
+
+    /// Users whose username or display name contains `query`, ignoring case (in any script),
+    /// by username.
+    pub async fn search_users(
+        &self,
+        query: String,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<PublicUser>> {
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {PUBLIC_COLUMNS} FROM users
+                 WHERE instr(casefold(username), ?1) > 0 OR instr(casefold(display_name), ?1) > 0
+                 ORDER BY username COLLATE NOCASE LIMIT ?2 OFFSET ?3"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![query.to_lowercase(), limit, offset], public_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// Every account id, unless the deletion count is still `seen` (nothing was deleted).
+    pub async fn accounts_if_changed(&self, seen: Option<i64>) -> Result<Option<AccountList>> {
+        self.read(move |c| {
+            let deletions = deletions(c)?;
+            if seen == Some(deletions) {
+                return Ok(None);
+            }
+            Ok(Some(AccountList {
+                deletions,
+                ids: all_ids(c)?,
+            }))
+        })
+        .await
+    }
+
+    pub fn create_user(&self, username: Username, email: Email, hash: String) -> Pending<Profile> {
+        self.write(move |c| Ok(written(insert(c, &username, &email, &hash)?, Vec::new())))
+    }
+
+    pub fn update_profile(&self, id: UserId, changes: ProfileChanges) -> Pending<Profile> {
+        self.write(move |c| Ok(written(update_profile(c, id, &changes)?, Vec::new())))
+    }
+
+    /// Sets a new password hash and signs the user out of every session, in one write.
+    pub fn set_password(&self, id: UserId, hash: String) -> Pending<()> {
+        self.write(move |c| {
+            set_password(c, id, &hash)?;
+            tokens::revoke_all(c, id)?;
+            Ok(written((), Vec::new()))
+        })
+    }
+
+    /// Records that the user was last connected now; returns their contacts (who hear of it)
+    /// and that time.
+    pub fn went_offline(&self, id: UserId) -> Pending<(Vec<UserId>, Option<String>)> {
+        self.write(move |c| {
+            let last_seen: Option<String> = c
+                .query_row(
+                    &format!(
+                        "UPDATE users SET last_seen = {NOW} WHERE id = ?1 RETURNING last_seen"
+                    ),
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(written(
+                (members::contacts_of(c, id)?, last_seen),
+                Vec::new(),
+            ))
+        })
+    }
+
+    /// The user's contacts (who hear of their coming online) and when they were last seen.
+    pub async fn came_online(&self, id: UserId) -> Result<(Vec<UserId>, Option<String>)> {
+        self.read(move |c| {
+            let last_seen = public(c, id)?.and_then(|u| u.last_seen);
+            Ok((members::contacts_of(c, id)?, last_seen))
+        })
+        .await
+    }
+}
 
 fn profile_row(r: &Row) -> rusqlite::Result<Profile> {
     Ok(Profile {
@@ -62,12 +172,13 @@ fn public_row(r: &Row) -> rusqlite::Result<PublicUser> {
     })
 }
 
-pub fn insert(
+pub(super) fn insert(
     conn: &Connection,
-    username: &str,
-    email: &str,
+    username: &Username,
+    email: &Email,
     password_hash: &str,
-) -> Result<Profile, ApiError> {
+) -> Result<Profile> {
+    let (username, email) = (username.as_str(), email.as_str());
     let taken: Option<String> = conn
         .query_row(
             "SELECT CASE WHEN username = ?1 THEN 'username' ELSE 'email' END
@@ -77,7 +188,7 @@ pub fn insert(
         )
         .optional()?;
     if let Some(what) = taken {
-        return Err(ApiError::conflict(format!("that {what} is already taken")));
+        return Err(Error::conflict(format!("that {what} is already taken")));
     }
     // Ids are never reused (see `delete`): a deleted account's unexpired token must not name a
     // new account. SQLite would reuse the highest id, as `users` has no AUTOINCREMENT.
@@ -95,30 +206,29 @@ pub fn insert(
     )?)
 }
 
-pub fn profile(conn: &Connection, id: UserId) -> Result<Option<Profile>, ApiError> {
+pub(super) fn profile(conn: &Connection, id: UserId) -> Result<Option<Profile>> {
     let sql = format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = ?1");
     Ok(conn.query_row(&sql, [id], profile_row).optional()?)
 }
 
-pub fn by_username(conn: &Connection, username: &str) -> Result<Option<Profile>, ApiError> {
+pub(super) fn by_username(conn: &Connection, username: &str) -> Result<Option<Profile>> {
     let sql = format!("SELECT {PROFILE_COLUMNS} FROM users WHERE username = ?1");
     Ok(conn.query_row(&sql, [username], profile_row).optional()?)
 }
 
-pub fn public(conn: &Connection, id: UserId) -> Result<Option<PublicUser>, ApiError> {
+fn public(conn: &Connection, id: UserId) -> Result<Option<PublicUser>> {
     let sql = format!("SELECT {PUBLIC_COLUMNS} FROM users WHERE id = ?1");
     Ok(conn.query_row(&sql, [id], public_row).optional()?)
 }
 
-pub fn exists(conn: &Connection, id: UserId) -> Result<bool, ApiError> {
+pub(super) fn exists(conn: &Connection, id: UserId) -> Result<bool> {
     Ok(conn
         .query_row("SELECT 1 FROM users WHERE id = ?1", [id], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
-/// The user a login names, by username or email (case-insensitive), with the password hash.
-pub fn credentials(conn: &Connection, login: &str) -> Result<Option<(UserId, String)>, ApiError> {
+fn credentials(conn: &Connection, login: &str) -> Result<Option<(UserId, String)>> {
     Ok(conn
         .query_row(
             "SELECT id, password_hash FROM users WHERE username = ?1 OR email = ?1 LIMIT 1",
@@ -128,32 +238,14 @@ pub fn credentials(conn: &Connection, login: &str) -> Result<Option<(UserId, Str
         .optional()?)
 }
 
-/// Users whose username or display name contains `query`, ignoring case (in any script),
-/// by username.
-pub fn search(
-    conn: &Connection,
-    query: &str,
-    limit: u32,
-    offset: u32,
-) -> Result<Vec<PublicUser>, ApiError> {
-    let sql = format!(
-        "SELECT {PUBLIC_COLUMNS} FROM users
-         WHERE instr(casefold(username), ?1) > 0 OR instr(casefold(display_name), ?1) > 0
-         ORDER BY username COLLATE NOCASE LIMIT ?2 OFFSET ?3"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![query.to_lowercase(), limit, offset], public_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub fn list_all(conn: &Connection) -> Result<Vec<Profile>, ApiError> {
+pub(super) fn list_all(conn: &Connection) -> Result<Vec<Profile>> {
     let sql = format!("SELECT {PROFILE_COLUMNS} FROM users ORDER BY id");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([], profile_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn set_password(conn: &Connection, id: UserId, hash: &str) -> Result<(), ApiError> {
+pub(super) fn set_password(conn: &Connection, id: UserId, hash: &str) -> Result<()> {
     conn.execute(
         "UPDATE users SET password_hash = ?2 WHERE id = ?1",
         params![id, hash],
@@ -161,14 +253,7 @@ pub fn set_password(conn: &Connection, id: UserId, hash: &str) -> Result<(), Api
     Ok(())
 }
 
-/// The settings key counting account deletions, so a running server (another process than
-/// the CLI that deletes) notices and stops honouring the deleted accounts' tokens.
-pub const DELETIONS_KEY: &str = "user_deletions";
-
-/// The settings key holding the highest id ever deleted, so `insert` never hands it out again.
-const HIGHEST_DELETED_KEY: &str = "users_highest_deleted_id";
-
-pub fn delete(conn: &Connection, id: UserId) -> Result<(), ApiError> {
+pub(super) fn delete(conn: &Connection, id: UserId) -> Result<()> {
     conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2)
@@ -184,35 +269,32 @@ pub fn delete(conn: &Connection, id: UserId) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn deletions(conn: &Connection) -> Result<i64, ApiError> {
+fn deletions(conn: &Connection) -> Result<i64> {
     Ok(super::settings::get(conn, DELETIONS_KEY)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
 }
 
-pub fn all_ids(conn: &Connection) -> Result<Vec<UserId>, ApiError> {
+fn all_ids(conn: &Connection) -> Result<Vec<UserId>> {
     let mut stmt = conn.prepare("SELECT id FROM users")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// A profile change: `None` leaves a field alone, `Some(None)` clears it.
-#[derive(Debug, Default)]
-pub struct ProfileChanges {
-    pub display_name: Option<Option<String>>,
-    pub avatar_url: Option<Option<String>>,
-    pub public_key: Option<Option<String>>,
-}
-
-pub fn update_profile(
-    conn: &Connection,
-    id: UserId,
-    changes: &ProfileChanges,
-) -> Result<Profile, ApiError> {
-    let fields = [
-        ("display_name", &changes.display_name),
-        ("avatar_url", &changes.avatar_url),
-        ("public_key", &changes.public_key),
+fn update_profile(conn: &Connection, id: UserId, changes: &ProfileChanges) -> Result<Profile> {
+    let fields: [(&str, Option<Option<&str>>); 3] = [
+        (
+            "display_name",
+            (changes.display_name.as_ref()).map(|v| v.as_ref().map(DisplayName::as_str)),
+        ),
+        (
+            "avatar_url",
+            (changes.avatar_url.as_ref()).map(|v| v.as_ref().map(AvatarUrl::as_str)),
+        ),
+        (
+            "public_key",
+            (changes.public_key.as_ref()).map(|v| v.as_ref().map(PublicKey::as_str)),
+        ),
     ];
     for (column, value) in fields {
         if let Some(value) = value {
@@ -223,29 +305,7 @@ pub fn update_profile(
             )?;
         }
     }
-    profile(conn, id)?.ok_or_else(|| ApiError::unauthorized("this account no longer exists"))
-}
-
-pub fn password_hash(conn: &Connection, id: UserId) -> Result<Option<String>, ApiError> {
-    Ok(conn
-        .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .optional()?)
-}
-
-/// Records that the user was last connected now; returns that time.
-pub fn touch_last_seen(conn: &Connection, id: UserId) -> Result<Option<String>, ApiError> {
-    Ok(conn
-        .query_row(
-            &format!(
-                "UPDATE users SET last_seen = {} WHERE id = ?1 RETURNING last_seen",
-                super::now_sql()
-            ),
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?)
+    profile(conn, id)?.ok_or_else(Error::account_gone)
 }
 
 #[cfg(test)]
@@ -255,14 +315,19 @@ mod tests {
     #[test]
     fn a_deleted_users_id_is_never_given_again() {
         let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
-        let a = insert(&conn, "first", "a@x.y", "h").unwrap();
-        let b = insert(&conn, "second", "b@x.y", "h").unwrap();
+        super::super::sqlite::migrate(&mut conn).unwrap();
+        let user = |name: &str| {
+            let username = Username::parse(name).unwrap();
+            let email = Email::parse(&format!("{name}@x.y")).unwrap();
+            insert(&conn, &username, &email, "h").unwrap()
+        };
+        let a = user("first");
+        let b = user("second");
         delete(&conn, b.id).unwrap();
-        let c = insert(&conn, "third", "c@x.y", "h").unwrap();
+        let c = user("third");
         assert!(c.id > b.id, "{} reused {}", c.id, b.id);
         delete(&conn, a.id).unwrap();
-        let d = insert(&conn, "fourth", "d@x.y", "h").unwrap();
+        let d = user("fourth");
         assert!(d.id > c.id);
     }
 }

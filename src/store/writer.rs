@@ -13,88 +13,91 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::error::ApiError;
-use crate::hub::{EventKind, Hub, Outbound};
+use super::Written;
+use crate::error::{Error, Result};
+#[cfg(test)]
+use crate::hub::Event;
+use crate::hub::{Hub, Outbound};
 use crate::metrics::Metrics;
+use crate::protocol::ServerFrame;
 
 /// Most writes in one transaction; bounds the latency one batch adds to the next.
 const MAX_BATCH: usize = 512;
 
-pub struct Written<T> {
-    pub value: T,
-    pub events: Vec<Outbound>,
-}
-
 /// A queued write, type-erased. It runs on the writer's connection (or is told why it cannot)
 /// and hands back what to do after the commit.
-type Job = Box<dyn FnOnce(Result<&Connection, &rusqlite::Error>) -> Option<Done> + Send>;
+type Job = Box<dyn FnOnce(Result<&Connection, &Error>) -> Option<Done> + Send>;
 
 /// A write that succeeded inside the transaction and waits for the commit.
 struct Done {
     events: Vec<Outbound>,
     /// Answers the caller: `None` after a commit, or the commit's error.
-    answer: Box<dyn FnOnce(Option<ApiError>) + Send>,
+    answer: Box<dyn FnOnce(Option<Error>) + Send>,
 }
 
-pub struct Writer {
+pub(super) struct Writer {
     tx: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    pub fn start(conn: Connection, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Result<Writer, String> {
+    pub fn start(conn: Connection, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run(conn, rx, hub, metrics))
-            .map_err(|e| format!("cannot start the database writer: {e}"))?;
+            .map_err(|e| Error::internal(format!("cannot start the database writer: {e}")))?;
         Ok(Writer { tx })
     }
 
-    pub fn submit<T, F>(
-        &self,
-        f: F,
-        reply: oneshot::Sender<Result<T, ApiError>>,
-    ) -> Result<(), ApiError>
+    pub fn submit<T, F>(&self, f: F, reply: oneshot::Sender<Result<T>>) -> Result<()>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<Written<T>, ApiError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<Written<T>> + Send + 'static,
     {
-        let job: Job = Box::new(move |conn| {
-            let outcome = match conn {
-                Ok(conn) => in_savepoint(conn, f),
-                Err(e) => Err(ApiError::from(clone_error(e))),
-            };
-            match outcome {
-                Ok(Written { value, events }) => Some(Done {
-                    events,
-                    answer: Box::new(move |commit_error| {
-                        let _ = reply.send(match commit_error {
-                            None => Ok(value),
-                            Some(e) => Err(e),
-                        });
-                    }),
-                }),
-                Err(e) => {
-                    // Nothing of this write is in the transaction any more: answer now.
-                    let _ = reply.send(Err(e));
-                    None
-                }
-            }
-        });
         self.tx
-            .send(job)
-            .map_err(|_| ApiError::Unavailable("the database writer has stopped".into()))
+            .send(job(f, reply))
+            .map_err(|_| Error::unavailable("the database writer has stopped"))
     }
+}
+
+/// Wraps a write and its reply into a job for the writer thread.
+fn job<T, F>(f: F, reply: oneshot::Sender<Result<T>>) -> Job
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<Written<T>> + Send + 'static,
+{
+    Box::new(move |conn| {
+        let outcome = match conn {
+            Ok(conn) => in_savepoint(conn, f),
+            Err(e) => Err(e.clone()),
+        };
+        match outcome {
+            Ok(Written { value, events }) => Some(Done {
+                events,
+                answer: Box::new(move |commit_error| {
+                    let _ = reply.send(match commit_error {
+                        None => Ok(value),
+                        Some(e) => Err(e),
+                    });
+                }),
+            }),
+            Err(e) => {
+                // Nothing of this write is in the transaction any more: answer now.
+                let _ = reply.send(Err(e));
+                None
+            }
+        }
+    })
 }
 
 fn in_savepoint<T>(
     conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<Written<T>, ApiError>,
-) -> Result<Written<T>, ApiError> {
+    f: impl FnOnce(&Connection) -> Result<Written<T>>,
+) -> Result<Written<T>> {
     conn.execute_batch("SAVEPOINT write")?;
     // A bug in one write must not take the writer thread (and every later write) down with it.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
-        .unwrap_or_else(|_| Err(ApiError::internal("a write panicked; it was rolled back")));
+        .unwrap_or_else(|_| Err(Error::internal("a write panicked; it was rolled back")));
     match outcome {
         Ok(written) => match conn.execute_batch("RELEASE write") {
             Ok(()) => Ok(written),
@@ -134,66 +137,212 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, hub: Arc<Hub>, metrics: Arc<Me
 fn run_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "cannot begin a write transaction");
+        let refused = Error::from(e);
         for job in batch {
-            job(Err(&e));
+            job(Err(&refused));
         }
         return;
     }
+    if let Some(done) = run_jobs(conn, batch) {
+        commit(conn, done, hub, metrics);
+    }
+}
+
+/// Runs each write of the batch in its own savepoint. `None` when SQLite abandoned the whole
+/// transaction (disk full, an I/O error): then nothing of this batch is stored, and the rest
+/// must not run outside it, in autocommit, where it would be stored but answered as failed.
+/// Every write of the batch has then been told it failed.
+fn run_jobs(conn: &Connection, batch: Vec<Job>) -> Option<Vec<Done>> {
     let mut done = Vec::with_capacity(batch.len());
     let mut jobs = batch.into_iter();
     while let Some(job) = jobs.next() {
         done.extend(job(Ok(conn)));
         if conn.is_autocommit() {
-            // SQLite abandoned the whole transaction (disk full, an I/O error): nothing of this
-            // batch is stored. The rest must not run outside it, in autocommit, where it would
-            // be stored but answered as failed. Every write of the batch is told it failed.
             tracing::error!("the write transaction was abandoned; the batch is refused");
-            let abandoned = rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                Some("the write was abandoned; nothing was stored".into()),
-            );
+            let abandoned = Error::unavailable("the database cannot take writes right now");
             for d in done {
-                (d.answer)(Some(ApiError::from(clone_error(&abandoned))));
+                (d.answer)(Some(abandoned.clone()));
             }
             for job in jobs {
                 job(Err(&abandoned));
             }
-            return;
+            return None;
         }
     }
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => {
-            for d in done {
-                for event in d.events {
-                    if let Outbound::Group(_, e) = &event {
-                        if matches!(e.kind, EventKind::Message { .. }) {
-                            metrics.messages_stored.inc();
-                        }
-                    }
-                    hub.publish(event);
+    Some(done)
+}
+
+/// Commits; then publishes every write's events in commit order and answers the writers. A
+/// failed commit rolls the batch back and answers every write with the error.
+fn commit(conn: &Connection, done: Vec<Done>, hub: &Hub, metrics: &Metrics) {
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        tracing::error!(error = %e, "commit failed; the batch is rolled back");
+        let _ = conn.execute_batch("ROLLBACK");
+        let failed = Error::from(e);
+        for d in done {
+            (d.answer)(Some(failed.clone()));
+        }
+        return;
+    }
+    for d in done {
+        for event in d.events {
+            if let Outbound::Group(_, e) = &event {
+                if matches!(e.frame, ServerFrame::GroupMessage(_)) {
+                    metrics.messages_stored.inc();
                 }
-                (d.answer)(None);
             }
+            hub.publish(event);
         }
-        Err(e) => {
-            tracing::error!(error = %e, "commit failed; the batch is rolled back");
-            let _ = conn.execute_batch("ROLLBACK");
-            for d in done {
-                (d.answer)(Some(ApiError::from(clone_error(&e))));
-            }
-        }
+        (d.answer)(None);
     }
 }
 
-/// rusqlite errors are not Clone; keep the code (what `ApiError` maps on) and the text.
-fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
-    match e {
-        rusqlite::Error::SqliteFailure(code, msg) => {
-            rusqlite::Error::SqliteFailure(*code, msg.clone())
+#[cfg(test)]
+mod tests {
+    //! The batch rules on a connection whose writes fail on demand: a write that errs or
+    //! panics, a write after which SQLite has abandoned the transaction (as on a full disk),
+    //! and a commit that fails (a deferred foreign key, checked only at COMMIT).
+
+    use super::*;
+    use crate::model::{GroupId, MessageId};
+    use tokio::sync::oneshot::Receiver;
+
+    fn connection() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE t (v INTEGER NOT NULL);
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .unwrap();
+        conn
+    }
+
+    /// What a test write does after its insert.
+    type Then = fn(&Connection) -> Result<()>;
+
+    /// A write of `v` into `t`, with an event naming `v`, then `then` on the connection.
+    fn write(v: i64, then: Then) -> (Job, Receiver<Result<i64>>) {
+        let (tx, rx) = oneshot::channel();
+        let f = move |c: &Connection| {
+            c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+            then(c)?;
+            let event = Event::new(ServerFrame::MessageDeleted {
+                id: MessageId(v),
+                group_id: GroupId(1),
+            });
+            Ok(super::super::written(
+                v,
+                vec![Outbound::Group(GroupId(1), event)],
+            ))
+        };
+        (job(f, tx), rx)
+    }
+
+    fn fine(_: &Connection) -> Result<()> {
+        Ok(())
+    }
+
+    fn fails(_: &Connection) -> Result<()> {
+        Err(Error::conflict("this write fails"))
+    }
+
+    fn panics(_: &Connection) -> Result<()> {
+        panic!("this write panics")
+    }
+
+    /// What SQLite may do on a full disk or an I/O error: roll the whole transaction back,
+    /// and fail the statement.
+    fn abandons(c: &Connection) -> Result<()> {
+        c.execute_batch("ROLLBACK")?;
+        Err(Error::unavailable("the disk is full"))
+    }
+
+    /// Breaks a deferred constraint: the write succeeds, the COMMIT fails.
+    fn breaks_commit(c: &Connection) -> Result<()> {
+        c.execute("INSERT INTO child (p) VALUES (999)", [])?;
+        Ok(())
+    }
+
+    /// Runs one batch of `writes`; returns their answers, what `t` holds, and the events
+    /// published, in order.
+    fn batch(
+        conn: &Connection,
+        writes: &[(i64, Then)],
+    ) -> (Vec<Result<i64>>, Vec<i64>, Vec<MessageId>) {
+        let hub = Hub::new(64);
+        let mut events = hub.subscribe_group(GroupId(1));
+        let (jobs, replies): (Vec<_>, Vec<_>) = writes.iter().map(|&(v, f)| write(v, f)).unzip();
+        run_batch(conn, jobs, &hub, &Metrics::new());
+        let answers = replies
+            .into_iter()
+            .map(|mut rx| rx.try_recv().expect("every write is answered"))
+            .collect();
+        let mut stmt = conn.prepare("SELECT v FROM t ORDER BY rowid").unwrap();
+        let stored = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut published = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            if let ServerFrame::MessageDeleted { id, .. } = e.frame {
+                published.push(id);
+            }
         }
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(other.to_string()),
-        ),
+        (answers, stored, published)
+    }
+
+    #[test]
+    fn a_failing_or_panicking_write_undoes_only_itself() {
+        let conn = connection();
+        let (answers, stored, published) =
+            batch(&conn, &[(1, fine), (2, fails), (3, panics), (4, fine)]);
+        assert_eq!(answers[0], Ok(1));
+        assert_eq!(answers[1].as_ref().unwrap_err().code(), "conflict");
+        assert_eq!(answers[2].as_ref().unwrap_err().code(), "internal");
+        assert_eq!(answers[3], Ok(4));
+        assert_eq!(stored, [1, 4]);
+        assert_eq!(
+            published,
+            [MessageId(1), MessageId(4)],
+            "after the commit, in order"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_transaction_refuses_the_whole_batch_and_the_next_one_works() {
+        let conn = connection();
+        let (answers, stored, published) = batch(&conn, &[(1, fine), (2, abandons), (3, fine)]);
+        for answer in &answers {
+            assert_eq!(
+                answer.as_ref().map_err(Error::code),
+                Err("unavailable"),
+                "{answers:?}"
+            );
+        }
+        assert!(
+            stored.is_empty(),
+            "nothing of the batch is stored: {stored:?}"
+        );
+        assert!(published.is_empty(), "nothing is published: {published:?}");
+        assert!(conn.is_autocommit());
+
+        let (answers, stored, published) = batch(&conn, &[(4, fine)]);
+        assert_eq!(answers, [Ok(4)]);
+        assert_eq!((stored, published), (vec![4], vec![MessageId(4)]));
+    }
+
+    #[test]
+    fn a_failed_commit_answers_every_write_with_the_error_and_publishes_nothing() {
+        let conn = connection();
+        let (answers, stored, published) = batch(&conn, &[(1, fine), (2, breaks_commit)]);
+        assert_eq!(answers.len(), 2);
+        for answer in &answers {
+            assert!(answer.is_err(), "{answers:?}");
+        }
+        assert!(stored.is_empty() && published.is_empty());
+        assert!(conn.is_autocommit(), "the batch was rolled back");
     }
 }

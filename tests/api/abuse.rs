@@ -445,7 +445,7 @@ async fn concurrent_upgrades_never_exceed_the_cap() {
 const SECRET: &str = "abuse-test-secret-0123456789abcdef";
 
 fn known_secret(cfg: &mut chatserver::config::Config) {
-    cfg.jwt_secret = Some(SECRET.to_string());
+    cfg.tokens.jwt_secret = Some(SECRET.to_string());
 }
 
 fn now() -> i64 {

@@ -254,6 +254,36 @@ async fn reusing_a_rotated_refresh_token_revokes_the_family() {
     assert_eq!(status, 200, "another login's family is untouched: {body}");
 }
 
+/// Rotating a refresh token is one write: when storing its successor fails, the presented
+/// token is not used up, and the client's retry succeeds instead of looking like a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_whose_new_token_cannot_be_stored_leaves_the_old_one_usable() {
+    let server = TestServer::start().await;
+    let ava = server.ava().await;
+    // Storing any new refresh token now fails, as on a full disk.
+    server
+        .db()
+        .execute_batch(
+            "CREATE TRIGGER refuse_new_tokens BEFORE INSERT ON refresh_tokens
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .expect("create the trigger");
+    let (status, body) = refresh(&server, &ava.refresh).await;
+    assert!(status >= 500, "the failed refresh answers {status} {body}");
+
+    server
+        .db()
+        .execute_batch("DROP TRIGGER refuse_new_tokens")
+        .expect("drop the trigger");
+    let (status, body) = refresh(&server, &ava.refresh).await;
+    assert_eq!(status, 200, "the retry with the same token: {body}");
+    let token = body["token"].as_str().expect("a new access token");
+    let (status, me) = server.get("/v1/me", Some(token)).await;
+    assert_eq!((status, &me["username"]), (200, &json!("Ava")), "{me}");
+    // It was used up by the successful refresh, and only by it.
+    assert_error(&refresh(&server, &ava.refresh).await, 401, "unauthorized");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_one_refresh_token_or_all() {
     let server = TestServer::start().await;
@@ -421,7 +451,7 @@ const KNOWN_SECRET: &str = "integration-test-secret-0123456789abcdef";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_are_401_with_the_error_json() {
     let server =
-        TestServer::start_with(|cfg| cfg.jwt_secret = Some(KNOWN_SECRET.to_string())).await;
+        TestServer::start_with(|cfg| cfg.tokens.jwt_secret = Some(KNOWN_SECRET.to_string())).await;
     let ava = server.ava().await;
     let (status, _) = server.get("/v1/me", ava.auth()).await;
     assert_eq!(status, 200);

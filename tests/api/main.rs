@@ -5,6 +5,14 @@
 //! One binary rather than one per file: each test binary links the whole server and SQLite,
 //! which on two cores cost more than running the tests.
 
+// A failed unwrap or assertion here is a failed test, and a test reads as one scenario.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines
+)]
+
 mod helpers;
 
 mod abuse;

@@ -134,7 +134,7 @@ async fn deleted_seed_group_stays_deleted_after_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_survive_a_restart() {
-    let mut server = TestServer::start_with(|cfg| cfg.jwt_secret = None).await;
+    let mut server = TestServer::start_with(|cfg| cfg.tokens.jwt_secret = None).await;
     let ava = server.ava().await;
     let (status, _) = server.get("/v1/me", ava.auth()).await;
     assert_eq!(status, 200);
@@ -159,7 +159,7 @@ async fn tokens_survive_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_seeding_the_database_stays_empty() {
-    let server = TestServer::start_with(|cfg| cfg.seed = false).await;
+    let server = TestServer::start_with(|cfg| cfg.no_seed = true).await;
     let got = server
         .post_json(
             "/v1/users/login",

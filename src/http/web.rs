@@ -2,11 +2,17 @@
 
 use warp::http::header;
 use warp::reply::Response;
-use warp::Filter;
 
-use super::Routes;
+use super::{Request, Routes};
+use crate::error::Result;
 
-fn file(body: &'static str, content_type: &'static str) -> Response {
+pub(super) fn routes(r: &mut Routes) {
+    r.add(__path_index, index)
+        .add(__path_app_js, app_js)
+        .add(__path_style_css, style_css);
+}
+
+fn file(body: &'static str, content_type: &'static str) -> Result<Response> {
     let mut res = Response::new(body.into());
     let h = res.headers_mut();
     h.insert(
@@ -18,20 +24,14 @@ fn file(body: &'static str, content_type: &'static str) -> Response {
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-cache"),
     );
-    res
-}
-
-pub fn routes(r: &mut Routes) {
-    r.add::<__path_index>(warp::path::end().and(warp::get()).map(index));
-    r.add::<__path_app_js>(warp::path!("app.js").and(warp::get()).map(app_js));
-    r.add::<__path_style_css>(warp::path!("style.css").and(warp::get()).map(style_css));
+    Ok(res)
 }
 
 /// The web client.
 #[utoipa::path(get, path = "/", tag = "web", responses(
     (status = 200, description = "The web client's page", content_type = "text/html"),
 ))]
-fn index() -> Response {
+async fn index(_req: Request) -> Result<Response> {
     file(
         include_str!("../../web/index.html"),
         "text/html; charset=utf-8",
@@ -41,7 +41,7 @@ fn index() -> Response {
 #[utoipa::path(get, path = "/app.js", tag = "web", responses(
     (status = 200, description = "The web client's script", content_type = "text/javascript"),
 ))]
-fn app_js() -> Response {
+async fn app_js(_req: Request) -> Result<Response> {
     file(
         include_str!("../../web/app.js"),
         "text/javascript; charset=utf-8",
@@ -51,7 +51,7 @@ fn app_js() -> Response {
 #[utoipa::path(get, path = "/style.css", tag = "web", responses(
     (status = 200, description = "The web client's styles", content_type = "text/css"),
 ))]
-fn style_css() -> Response {
+async fn style_css(_req: Request) -> Result<Response> {
     file(
         include_str!("../../web/style.css"),
         "text/css; charset=utf-8",

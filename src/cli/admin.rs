@@ -1,0 +1,141 @@
+//! The operator's subcommands: migrate, seed, users, tokens and backups. Each works on the
+//! database file directly (see `store::Admin`), also while a server runs on it.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::Path;
+
+use clap::Subcommand;
+
+use crate::auth::{self, Keys};
+use crate::config::{HashArgs, TokenArgs};
+use crate::error::{Error, Result};
+use crate::model::{Email, Password, Username};
+use crate::store::{Admin, SeedFile, DEFAULT_SEED};
+
+#[derive(Subcommand)]
+pub(super) enum UserCommand {
+    /// Create a user; without --password, asks on the terminal or reads a line from stdin.
+    Add {
+        username: String,
+        email: String,
+        #[arg(long)]
+        password: Option<String>,
+        #[command(flatten)]
+        hashing: HashArgs,
+    },
+    /// List users.
+    List,
+    /// Set a user's password (and sign them out everywhere).
+    Passwd {
+        username: String,
+        #[arg(long)]
+        password: Option<String>,
+        #[command(flatten)]
+        hashing: HashArgs,
+    },
+    /// Delete a user.
+    Delete { username: String },
+}
+
+pub(super) fn migrate(db: &Path) -> Result<()> {
+    let applied = Admin::migrate(db)?;
+    if applied.is_empty() {
+        println!("{}: up to date", db.display());
+    }
+    for name in applied {
+        println!("applied {name}");
+    }
+    Ok(())
+}
+
+pub(super) fn seed(db: &Path, file: Option<&Path>, hashing: HashArgs) -> Result<()> {
+    let text = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| Error::not_found(format!("cannot read {}: {e}", f.display())))?,
+        None => DEFAULT_SEED.to_string(),
+    };
+    let parsed = SeedFile::parse(&text)?;
+    let cost = hashing.bcrypt_cost;
+    let report = Admin::open(db)?.seed(&parsed, &move |p| auth::hash_password(p, cost))?;
+    println!(
+        "created {} user(s) {:?}, {} group(s) {:?}, {} membership(s)",
+        report.users.len(),
+        report.users,
+        report.groups.len(),
+        report.groups,
+        report.memberships
+    );
+    Ok(())
+}
+
+pub(super) fn token(db: &Path, username: &str, tokens: &TokenArgs) -> Result<()> {
+    let configured = tokens.jwt_secret.as_deref();
+    let (user, secret) =
+        Admin::open(db)?.token_subject(username, configured, auth::generate_secret())?;
+    let token = Keys::new(secret.as_bytes(), tokens.access_ttl).issue(user)?;
+    println!("{token}");
+    Ok(())
+}
+
+pub(super) fn backup(db: &Path, file: &Path) -> Result<()> {
+    Admin::backup(db, file)?;
+    println!("backed up {} to {}", db.display(), file.display());
+    Ok(())
+}
+
+pub(super) fn user(db: &Path, cmd: UserCommand) -> Result<()> {
+    match cmd {
+        UserCommand::Add {
+            username,
+            email,
+            password,
+            hashing,
+        } => {
+            let username = Username::parse(&username)?;
+            let email = Email::parse(&email)?;
+            let password = Password::parse(&read_password(password)?)?;
+            let hashed = auth::hash_password(password.as_str(), hashing.bcrypt_cost)?;
+            let profile = Admin::open(db)?.add_user(&username, &email, &hashed)?;
+            println!("created user {} (id {})", profile.username, profile.id);
+        }
+        UserCommand::List => {
+            for u in Admin::open(db)?.list_users()? {
+                println!("{}\t{}\t{}\t{}", u.id, u.username, u.email, u.created_at);
+            }
+        }
+        UserCommand::Passwd {
+            username,
+            password,
+            hashing,
+        } => {
+            let password = Password::parse(&read_password(password)?)?;
+            let hashed = auth::hash_password(password.as_str(), hashing.bcrypt_cost)?;
+            Admin::open(db)?.set_password(&username, &hashed)?;
+            println!("password changed for {username}; their sessions are signed out");
+        }
+        UserCommand::Delete { username } => {
+            Admin::open(db)?.delete_user(&username)?;
+            println!("deleted user {username}");
+        }
+    }
+    Ok(())
+}
+
+/// The password from --password, the terminal (not echoed), or one line of stdin.
+fn read_password(given: Option<String>) -> Result<String> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Password: ")
+            .map_err(|e| Error::invalid("invalid_password", e.to_string()));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        Error::invalid(
+            "invalid_password",
+            format!("cannot read the password from stdin: {e}"),
+        )
+    })?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}

@@ -1,0 +1,231 @@
+//! The command line: `serve` (the default) and the operator's subcommands. Every flag also
+//! reads a `CHATSERVER_*` environment variable. Errors are one line on stderr and exit 1
+//! (2 for a bad command line).
+
+mod admin;
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app;
+use crate::config::{Config, HashArgs, TokenArgs};
+use crate::error::Result;
+
+#[derive(Parser)]
+#[command(
+    name = "chatserver",
+    version,
+    about = "A real-time chat server: one binary, one SQLite file.",
+    after_help = "Without a command, runs `serve`."
+)]
+struct Cli {
+    /// The SQLite database file (created if missing).
+    #[arg(
+        long,
+        global = true,
+        env = "CHATSERVER_DB",
+        default_value = "chatserver.db"
+    )]
+    db: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(Box<Config>),
+    /// Apply pending migrations, print what was applied, and exit.
+    Migrate,
+    /// Create the seed's users and groups where they are missing.
+    Seed {
+        /// A seed file like seed/default.toml (default: the one built in).
+        #[arg(long, env = "CHATSERVER_SEED_FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        hashing: HashArgs,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Print a fresh access token for a user (so `T=$(chatserver token Ava)` works).
+    Token {
+        username: String,
+        #[command(flatten)]
+        tokens: TokenArgs,
+    },
+    /// Write a consistent copy of the database to FILE (also while the server runs).
+    Backup { file: PathBuf },
+}
+
+const SUBCOMMANDS: &[&str] = &[
+    "serve", "migrate", "seed", "user", "token", "backup", "help",
+];
+
+/// `chatserver [flags]` means `chatserver serve [flags]`.
+fn with_default_command(mut args: Vec<String>) -> Vec<String> {
+    let names_command = args
+        .iter()
+        .skip(1)
+        .any(|a| SUBCOMMANDS.contains(&a.as_str()));
+    let asks_top_level = args
+        .iter()
+        .skip(1)
+        .any(|a| matches!(a.as_str(), "-h" | "--help" | "-V" | "--version"));
+    if !names_command && !asks_top_level {
+        args.insert(1.min(args.len()), "serve".into());
+    }
+    args
+}
+
+pub fn main() -> ExitCode {
+    let args = with_default_command(std::env::args().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "chatserver: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let is_serve = matches!(cli.command, Command::Serve(_));
+    init_logging(if is_serve { "info" } else { "warn" });
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatserver: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let db = cli.db;
+    match cli.command {
+        Command::Serve(mut config) => {
+            config.db_path = db;
+            serve(*config)
+        }
+        Command::Migrate => admin::migrate(&db),
+        Command::Seed { file, hashing } => admin::seed(&db, file.as_deref(), hashing),
+        Command::User(cmd) => admin::user(&db, cmd),
+        Command::Token { username, tokens } => admin::token(&db, &username, &tokens),
+        Command::Backup { file } => admin::backup(&db, &file),
+    }
+}
+
+fn serve(config: Config) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Blocking work is SQLite reads (16 pooled connections) and bcrypt (a few permits):
+        // more threads than this would only wait, each holding a stack and malloc arena.
+        .max_blocking_threads(32)
+        .build()
+        .map_err(|e| crate::error::Error::internal(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let db = config.db_path.clone();
+        let server = app::start(config).await?;
+        print_banner(server.addr(), &db);
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+fn print_banner(addr: SocketAddr, db: &Path) {
+    let host = if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "chatserver {} listening on http://{addr} (database: {})\n\
+         Try it (seeded users Ava and Mike, password \"password\"):\n  \
+         TOKEN=$(curl -s http://{host}/v1/users/login -d '{{\"username\":\"Ava\",\"password\":\"password\"}}' | jq -r .token)\n  \
+         websocat \"ws://{host}/ws?token=$TOKEN\"\n  \
+         curl -s http://{host}/v1/messages/group/1 -H \"Authorization: Bearer $TOKEN\" -d '{{\"content\":\"Hello!\"}}'",
+        env!("CARGO_PKG_VERSION"),
+        db.display(),
+    );
+    let _ = out.flush();
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn serve_is_the_default_command() {
+        assert_eq!(with_default_command(args(&["cs"])), args(&["cs", "serve"]));
+        assert_eq!(
+            with_default_command(args(&["cs", "--addr", "0.0.0.0:1"])),
+            args(&["cs", "serve", "--addr", "0.0.0.0:1"])
+        );
+        assert_eq!(
+            with_default_command(args(&["cs", "--db", "x", "user", "list"])),
+            args(&["cs", "--db", "x", "user", "list"])
+        );
+        assert_eq!(
+            with_default_command(args(&["cs", "--help"])),
+            args(&["cs", "--help"])
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,208 @@
+//! Messages over HTTP: send, page through history, edit, delete and search.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::request::Query;
+use super::{json, no_content, ErrorBody, Request, Routes};
+use crate::error::Result;
+use crate::model::{GroupId, Message, MessageId};
+use crate::service::PageQuery;
+use crate::store::Sent;
+
+pub(super) fn routes(r: &mut Routes) {
+    r.add(__path_send, send)
+        .add(__path_history, history)
+        .add(__path_send_direct, send_direct)
+        .add(__path_direct_history, direct_history)
+        .add(__path_edit, edit)
+        .add(__path_delete, delete)
+        .add(__path_search, search);
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    content: String,
+    client_id: Option<String>,
+}
+
+fn sent(sent: Sent) -> Result<Response> {
+    match sent {
+        Sent::New(m) => json(&m, StatusCode::CREATED),
+        Sent::Repeat(m) => json(&m, StatusCode::OK),
+    }
+}
+
+/// Sends a message; a repeated `client_id` returns the first message with 200.
+#[utoipa::path(post, path = "/v1/messages/group/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id")),
+    request_body = SendBody, responses(
+        (status = 201, body = Message),
+        (status = 200, description = "A repeat of an earlier client_id", body = Message),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn send(mut req: Request) -> Result<Response> {
+    let (user, group) = (req.user()?, req.id("id")?);
+    let body: SendBody = req.json().await?;
+    let pending = req
+        .service()
+        .send(user, group, &body.content, body.client_id.as_deref());
+    sent(pending.await?)
+}
+
+/// Sends to the direct conversation with `user_id`, creating it if needed.
+#[utoipa::path(post, path = "/v1/messages/direct/{user_id}", tag = "messages",
+    security(("bearer" = [])), params(("user_id" = i64, Path)),
+    request_body = SendBody, responses(
+        (status = 201, body = Message),
+        (status = 200, description = "A repeat of an earlier client_id", body = Message),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn send_direct(mut req: Request) -> Result<Response> {
+    let (user, other) = (req.user()?, req.id("user_id")?);
+    let body: SendBody = req.json().await?;
+    let result = req
+        .service()
+        .send_direct(user, other, &body.content, body.client_id.as_deref())
+        .await?;
+    sent(result)
+}
+
+#[derive(Serialize, ToSchema)]
+struct HistoryPage {
+    messages: Vec<Message>,
+    has_more: bool,
+}
+
+fn page(q: &Query) -> Result<PageQuery> {
+    Ok(PageQuery {
+        before: q.number("before", "invalid_query")?.map(MessageId),
+        after: q.number("after", "invalid_query")?.map(MessageId),
+        limit: q.number("limit", "invalid_limit")?,
+    })
+}
+
+/// A page of history in ascending id order.
+#[utoipa::path(get, path = "/v1/messages/group/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id"),
+        ("before" = Option<i64>, Query, description = "Only ids below this"),
+        ("after" = Option<i64>, Query, description = "Only ids above this (then the oldest first)"),
+        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
+    ),
+    responses(
+        (status = 200, body = HistoryPage),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn history(req: Request) -> Result<Response> {
+    let page = page(&req.query()?)?;
+    let (messages, has_more) = req
+        .service()
+        .history(req.user()?, req.id("id")?, page)
+        .await?;
+    json(&HistoryPage { messages, has_more }, StatusCode::OK)
+}
+
+/// A page of the direct conversation with `user_id` (empty if they never wrote).
+#[utoipa::path(get, path = "/v1/messages/direct/{user_id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("user_id" = i64, Path),
+        ("before" = Option<i64>, Query, description = "Only ids below this"),
+        ("after" = Option<i64>, Query, description = "Only ids above this (then the oldest first)"),
+        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
+    ),
+    responses(
+        (status = 200, body = HistoryPage),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn direct_history(req: Request) -> Result<Response> {
+    let page = page(&req.query()?)?;
+    let (messages, has_more) = req
+        .service()
+        .direct_history(req.user()?, req.id("user_id")?, page)
+        .await?;
+    json(&HistoryPage { messages, has_more }, StatusCode::OK)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct EditBody {
+    content: String,
+}
+
+/// Changes a message's content (the sender only).
+#[utoipa::path(patch, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Message id")),
+    request_body = EditBody, responses(
+        (status = 200, body = Message),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The message was deleted", body = ErrorBody),
+    ))]
+async fn edit(mut req: Request) -> Result<Response> {
+    let (user, message) = (req.user()?, req.id("id")?);
+    let body: EditBody = req.json().await?;
+    let edited = req.service().edit(user, message, &body.content).await?;
+    json(&edited, StatusCode::OK)
+}
+
+/// Deletes a message, leaving a tombstone (the sender, or the group's owner or admin).
+#[utoipa::path(delete, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Message id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn delete(req: Request) -> Result<Response> {
+    req.service()
+        .delete_message(req.user()?, req.id("id")?)
+        .await?;
+    no_content()
+}
+
+#[derive(Serialize, ToSchema)]
+struct SearchResults {
+    messages: Vec<Message>,
+}
+
+/// Messages of the caller's conversations containing every word of `q`, newest first.
+#[utoipa::path(get, path = "/v1/messages/search", tag = "messages", security(("bearer" = [])),
+    params(
+        ("q" = String, Query, description = "Words; the last also matches as a prefix"),
+        ("group_id" = Option<i64>, Query, description = "Only this conversation"),
+        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
+    ),
+    responses(
+        (status = 200, body = SearchResults),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn search(req: Request) -> Result<Response> {
+    let q = req.query()?;
+    let group = q.number("group_id", "invalid_query")?.map(GroupId);
+    let limit = q.number("limit", "invalid_limit")?;
+    let text = q.text("q").unwrap_or("");
+    let messages = req
+        .service()
+        .search(req.user()?, text, group, limit)
+        .await?;
+    json(&SearchResults { messages }, StatusCode::OK)
+}

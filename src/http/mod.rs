@@ -1,0 +1,122 @@
+//! The HTTP edge. A request enters through `filter`, the router finds its route (declared once,
+//! see `router`), checks the bearer token when the route's documentation asks for one, and runs
+//! its handler; a handler parses, calls a service and answers. Every error becomes the
+//! contract's answer in `error`.
+
+mod accounts;
+mod error;
+mod groups;
+mod messages;
+mod openapi;
+mod ops;
+mod request;
+mod router;
+mod users;
+mod web;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use hyper::upgrade::OnUpgrade;
+use serde::Serialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Buf, Filter, Reply};
+
+pub(crate) use error::{response as error_response, ErrorBody};
+pub(crate) use request::Request;
+pub use router::RouteInfo;
+pub(crate) use router::{RouteName, Router, Routes};
+
+use crate::error::Result;
+use crate::state::AppState;
+
+/// Every route of the server.
+pub(crate) fn router(state: &AppState) -> Arc<Router> {
+    let mut routes = Routes::default();
+    ops::routes(&mut routes, state.config.metrics_addr.is_none());
+    accounts::routes(&mut routes);
+    users::routes(&mut routes);
+    groups::routes(&mut routes);
+    messages::routes(&mut routes);
+    crate::ws::routes(&mut routes);
+    web::routes(&mut routes);
+    Arc::new(Router::new(routes, openapi::base()))
+}
+
+/// Only `/metrics`, for `--metrics-addr`.
+pub(crate) fn metrics_router() -> Arc<Router> {
+    let mut routes = Routes::default();
+    ops::metrics_route(&mut routes);
+    Arc::new(Router::new(routes, openapi::base()))
+}
+
+/// The peer's address, put in the request's extensions by `net`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PeerAddr(pub SocketAddr);
+
+/// The connection's upgrade handle, put in the request's extensions by `net` (hyper's own
+/// handle is not `Clone`, which warp's extension filters need).
+#[derive(Clone, Default)]
+pub(crate) struct UpgradeSlot(pub Arc<Mutex<Option<OnUpgrade>>>);
+
+impl UpgradeSlot {
+    fn take(&self) -> Option<OnUpgrade> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+/// The warp filter that hands every request to `router`.
+pub(crate) fn filter(router: Arc<Router>, state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<PeerAddr>())
+        .and(warp::ext::optional::<UpgradeSlot>())
+        .and(warp::body::stream())
+        .then(
+            move |method,
+                  path: warp::path::FullPath,
+                  query,
+                  headers,
+                  peer: Option<PeerAddr>,
+                  slot: Option<UpgradeSlot>,
+                  body| {
+                let body =
+                    futures_util::stream::StreamExt::map(body, |chunk: Result<_, warp::Error>| {
+                        chunk.map(|mut b| {
+                            let n = Buf::remaining(&b);
+                            Buf::copy_to_bytes(&mut b, n)
+                        })
+                    })
+                    .boxed();
+                let req = Request::new(
+                    Arc::clone(&state),
+                    method,
+                    path.as_str().to_string(),
+                    query,
+                    headers,
+                    peer.map(|p| p.0),
+                    slot.and_then(|s| s.take()),
+                    body,
+                );
+                Arc::clone(&router).dispatch(req)
+            },
+        )
+        .boxed()
+}
+
+pub(crate) fn json<T: Serialize>(value: &T, status: StatusCode) -> Result<Response> {
+    Ok(warp::reply::with_status(warp::reply::json(value), status).into_response())
+}
+
+pub(crate) fn no_content() -> Result<Response> {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

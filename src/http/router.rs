@@ -1,0 +1,278 @@
+//! The route table. A route is declared once, by its handler's `#[utoipa::path]` annotation:
+//! the path and method it is served at, whether it needs a bearer token (its `security`), and
+//! its OpenAPI operation all come from there, and `Routes::add` ties the annotation to the
+//! handler. The same table routes requests, lists the served routes and builds /openapi.json,
+//! so nothing can be served without being documented or documented without being served.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::{RefOr, Schema};
+use warp::http::{header, HeaderValue, Method, StatusCode};
+use warp::reply::Response;
+
+use super::error;
+use super::request::Request;
+use crate::error::{Error, Result};
+
+/// A route as its OpenAPI annotation names it: `GET /v1/groups/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: Arc<str>,
+}
+
+/// The route a response came from, for the request log and the metrics.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteName(pub Arc<str>);
+
+type Handler = Arc<dyn Fn(Request) -> BoxFuture<'static, Result<Response>> + Send + Sync>;
+
+/// One segment of a path template: a literal, or `{name}`, which matches a decimal id.
+enum Segment {
+    Literal(String),
+    Id(Arc<str>),
+}
+
+struct Route {
+    method: Method,
+    path: Arc<str>,
+    segments: Vec<Segment>,
+    /// The operation names a security scheme: the caller must be authenticated first.
+    secured: bool,
+    operation: Operation,
+    schemas: Vec<(String, RefOr<Schema>)>,
+    handler: Handler,
+}
+
+/// The table being built: `add` each handler with its annotation.
+#[derive(Default)]
+pub(crate) struct Routes {
+    routes: Vec<Route>,
+}
+
+impl Routes {
+    /// Serves `handler` as its annotation documents it: `_doc` is the `__path_<handler>` that
+    /// `#[utoipa::path]` makes.
+    pub fn add<P, F, Fut>(&mut self, _doc: P, handler: F) -> &mut Self
+    where
+        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+        let path: Arc<str> = P::path().into();
+        let operation = P::operation();
+        let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+        let mut schemas = Vec::new();
+        P::schemas(&mut schemas);
+        for method in P::methods() {
+            self.routes.push(Route {
+                method: http_method(method),
+                segments: parse_template(&path),
+                path: Arc::clone(&path),
+                secured,
+                operation: operation.clone(),
+                schemas: schemas.clone(),
+                handler: Arc::clone(&handler),
+            });
+        }
+        self
+    }
+}
+
+fn http_method(method: HttpMethod) -> Method {
+    match method {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Delete => Method::DELETE,
+        HttpMethod::Options => Method::OPTIONS,
+        HttpMethod::Head => Method::HEAD,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Trace => Method::TRACE,
+    }
+}
+
+fn utoipa_method(method: &Method) -> HttpMethod {
+    match *method {
+        Method::POST => HttpMethod::Post,
+        Method::PUT => HttpMethod::Put,
+        Method::DELETE => HttpMethod::Delete,
+        Method::OPTIONS => HttpMethod::Options,
+        Method::HEAD => HttpMethod::Head,
+        Method::PATCH => HttpMethod::Patch,
+        Method::TRACE => HttpMethod::Trace,
+        _ => HttpMethod::Get,
+    }
+}
+
+fn parse_template(path: &str) -> Vec<Segment> {
+    split_path(path)
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Segment::Id(name.into()),
+                None => Segment::Literal(seg.to_string()),
+            },
+        )
+        .collect()
+}
+
+/// A request path's segments: one leading `/` is dropped, and one trailing `/` is allowed.
+fn split_path(path: &str) -> impl Iterator<Item = &str> {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let rest = match rest.strip_suffix('/') {
+        Some(shorter) if !shorter.is_empty() => shorter,
+        _ => rest,
+    };
+    rest.split('/').filter(move |_| !rest.is_empty())
+}
+
+impl Route {
+    /// The path's ids by name if `path` matches this route's template.
+    fn matches(&self, path: &str) -> Option<Vec<(Arc<str>, i64)>> {
+        let mut ids = Vec::new();
+        let mut given = split_path(path);
+        for segment in &self.segments {
+            let part = given.next()?;
+            match segment {
+                Segment::Literal(literal) if literal == part => {}
+                Segment::Literal(_) => return None,
+                Segment::Id(name) => ids.push((Arc::clone(name), part.parse().ok()?)),
+            }
+        }
+        given.next().is_none().then_some(ids)
+    }
+}
+
+/// The finished table, shared by every request it routes.
+pub(crate) struct Router {
+    routes: Vec<Route>,
+    openapi_json: String,
+}
+
+impl Router {
+    pub fn new(routes: Routes, openapi: utoipa::openapi::OpenApi) -> Router {
+        let mut router = Router {
+            routes: routes.routes,
+            openapi_json: String::new(),
+        };
+        router.openapi_json = router.document(openapi);
+        router
+    }
+
+    /// Every route served, as documented.
+    pub fn table(&self) -> Vec<RouteInfo> {
+        self.routes
+            .iter()
+            .map(|r| RouteInfo {
+                method: r.method.clone(),
+                path: Arc::clone(&r.path),
+            })
+            .collect()
+    }
+
+    pub fn openapi_json(&self) -> &str {
+        &self.openapi_json
+    }
+
+    /// `base` with every route's operation and the schemas they refer to.
+    fn document(&self, mut base: utoipa::openapi::OpenApi) -> String {
+        let components = base.components.get_or_insert_with(Default::default);
+        for r in &self.routes {
+            base.paths.add_path_operation(
+                &*r.path,
+                vec![utoipa_method(&r.method)],
+                r.operation.clone(),
+            );
+            for (name, schema) in &r.schemas {
+                components.schemas.insert(name.clone(), schema.clone());
+            }
+        }
+        base.to_json().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the OpenAPI document does not serialise");
+            String::from("{}")
+        })
+    }
+
+    /// Finds the route for `req` and runs it: 404 when no route has its path, 405 (with
+    /// `Allow`) when routes have its path but not its method.
+    pub async fn dispatch(self: Arc<Self>, mut req: Request) -> Response {
+        let mut allowed = Vec::new();
+        let found = self.routes.iter().enumerate().find_map(|(i, r)| {
+            let ids = r.matches(req.path())?;
+            if r.method == req.method {
+                Some((i, ids))
+            } else {
+                allowed.push(r.method.as_str());
+                None
+            }
+        });
+        let Some((index, ids)) = found else {
+            return unmatched(allowed);
+        };
+        let route = &self.routes[index];
+        let name = RouteName(Arc::clone(&route.path));
+        req.route(ids, Arc::clone(&self));
+        let result = match route.secured {
+            true => match req.authenticate().await {
+                Ok(()) => (route.handler)(req).await,
+                Err(e) => Err(e),
+            },
+            false => (route.handler)(req).await,
+        };
+        let mut response = result.unwrap_or_else(|e| error::response(&e));
+        response.extensions_mut().insert(name);
+        response
+    }
+}
+
+fn unmatched(allowed: Vec<&str>) -> Response {
+    if allowed.is_empty() {
+        return error::response(&Error::not_found("no such route"));
+    }
+    let mut res = error::with_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    );
+    if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str) -> Route {
+        Route {
+            method: Method::GET,
+            path: path.into(),
+            segments: parse_template(path),
+            secured: false,
+            operation: Operation::new(),
+            schemas: Vec::new(),
+            handler: Arc::new(|_| Box::pin(async { Err(Error::internal("unused")) })),
+        }
+    }
+
+    #[test]
+    fn templates_match_whole_paths_with_decimal_ids() {
+        let r = route("/v1/groups/{id}/members/{user_id}");
+        let ids = r.matches("/v1/groups/3/members/7").expect("matches");
+        assert_eq!(ids.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [3, 7]);
+        assert!(r.matches("/v1/groups/3/members/7/").is_some());
+        assert!(r.matches("/v1/groups/x/members/7").is_none());
+        assert!(r.matches("/v1/groups/3/members").is_none());
+        assert!(r.matches("/v1/groups/3/members/7/8").is_none());
+        assert!(r.matches("/v1/groups//members/7").is_none());
+        let root = route("/");
+        assert!(root.matches("/").is_some());
+        assert!(root.matches("//").is_none());
+        assert!(root.matches("/x").is_none());
+    }
+}

@@ -1,0 +1,14 @@
+//! What the server talks about: ids, validated values and the objects of the API.
+
+mod ids;
+mod records;
+mod text;
+
+pub use ids::{GroupId, MessageId, UserId};
+pub use records::{
+    Group, GroupSummary, GroupWithMembers, Kind, Member, Message, Peer, Profile, PublicUser, Role,
+};
+pub use text::{
+    page_limit, AvatarUrl, ClientId, Content, DisplayName, Email, GroupName, Password, PublicKey,
+    Username,
+};

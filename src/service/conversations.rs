@@ -1,0 +1,114 @@
+//! Conversations: groups, their members, direct chats and read markers.
+
+use super::Service;
+use crate::auth::AuthUser;
+use crate::error::{Error, Result};
+use crate::model::{
+    Group, GroupId, GroupName, GroupSummary, GroupWithMembers, Member, MessageId, Role, UserId,
+};
+
+impl Service {
+    /// A new group; the caller is its owner and a member.
+    pub async fn create_group(
+        &self,
+        user: AuthUser,
+        name: &str,
+        members: Vec<UserId>,
+    ) -> Result<Group> {
+        let name = GroupName::parse(name)?;
+        self.store.create_group(user.id, name, members).await
+    }
+
+    /// The caller's conversations (groups and direct chats), latest activity first.
+    pub async fn conversations(&self, user: AuthUser) -> Result<Vec<GroupSummary>> {
+        self.store.conversations(user.id).await
+    }
+
+    /// A conversation with its members, each marked online or not.
+    pub async fn group(&self, user: AuthUser, group: GroupId) -> Result<GroupWithMembers> {
+        let mut group = self.store.group(group, user.id).await?;
+        self.mark_online(&mut group.members);
+        Ok(group)
+    }
+
+    pub async fn rename_group(&self, user: AuthUser, group: GroupId, name: &str) -> Result<Group> {
+        let name = GroupName::parse(name)?;
+        self.store.rename_group(group, user.id, name).await
+    }
+
+    pub async fn delete_group(&self, user: AuthUser, group: GroupId) -> Result<()> {
+        self.store.delete_group(group, user.id).await
+    }
+
+    /// Adds a member as `member` (the default) or `admin`; `owner` cannot be given.
+    pub async fn add_member(
+        &self,
+        user: AuthUser,
+        group: GroupId,
+        member: UserId,
+        role: Option<&str>,
+    ) -> Result<Member> {
+        let role = match role {
+            None | Some("member") => Role::Member,
+            Some("admin") => Role::Admin,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "invalid_role",
+                    "role must be \"member\" or \"admin\"",
+                ))
+            }
+        };
+        let mut member = self.store.add_member(group, user.id, member, role).await?;
+        member.online = self.hub.is_online(member.id);
+        Ok(member)
+    }
+
+    pub async fn members(&self, user: AuthUser, group: GroupId) -> Result<Vec<Member>> {
+        let mut members = self.store.members(group, user.id).await?;
+        self.mark_online(&mut members);
+        Ok(members)
+    }
+
+    pub async fn remove_member(
+        &self,
+        user: AuthUser,
+        group: GroupId,
+        member: UserId,
+    ) -> Result<()> {
+        self.store.remove_member(group, user.id, member).await
+    }
+
+    /// The one direct conversation of the caller and `other`, created on first use; `true`
+    /// when it was created now.
+    pub async fn direct(&self, user: AuthUser, other: UserId) -> Result<(Group, bool)> {
+        let other = other_user(user, other)?;
+        self.store.direct(user.id, other).await
+    }
+
+    /// Moves the caller's read marker forward (never back).
+    pub fn mark_read(
+        &self,
+        user: AuthUser,
+        group: GroupId,
+        message: MessageId,
+    ) -> crate::store::Pending<()> {
+        self.store.mark_read(group, user.id, message)
+    }
+
+    fn mark_online(&self, members: &mut [Member]) {
+        for m in members {
+            m.online = self.hub.is_online(m.id);
+        }
+    }
+}
+
+/// The other user of a direct conversation: anyone but the caller.
+pub(super) fn other_user(user: AuthUser, other: UserId) -> Result<UserId> {
+    if other == user.id {
+        return Err(Error::invalid(
+            "invalid_user_id",
+            "a direct conversation is with someone else",
+        ));
+    }
+    Ok(other)
+}

@@ -1,0 +1,131 @@
+//! Messages: sending (over HTTP and the socket alike), editing, deleting, reading history,
+//! searching, and typing.
+
+use super::conversations::other_user;
+use super::Service;
+use crate::auth::AuthUser;
+use crate::error::{Error, Result};
+use crate::hub::{Event, Outbound};
+use crate::model::{page_limit, ClientId, Content, GroupId, Message, MessageId, UserId};
+use crate::protocol::ServerFrame;
+use crate::store::{Page, Pending, Sent};
+
+/// Which page of history, as asked: `limit` is checked here.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PageQuery {
+    pub before: Option<MessageId>,
+    pub after: Option<MessageId>,
+    pub limit: Option<u32>,
+}
+
+impl PageQuery {
+    fn checked(self) -> Result<Page> {
+        Ok(Page {
+            before: self.before,
+            after: self.after,
+            limit: page_limit(self.limit)?,
+        })
+    }
+}
+
+/// The content, trimmed, and the client_id, both checked: the same rules for every way in.
+fn checked(content: &str, client_id: Option<&str>) -> Result<(Content, Option<ClientId>)> {
+    Ok((Content::parse(content)?, ClientId::parse(client_id)?))
+}
+
+impl Service {
+    /// Checks and queues a send now (so one client's sends keep their order); the result
+    /// comes with the commit. A repeated `client_id` gives back the first message.
+    pub fn send(
+        &self,
+        user: AuthUser,
+        group: GroupId,
+        content: &str,
+        client_id: Option<&str>,
+    ) -> Pending<Sent> {
+        match checked(content, client_id) {
+            Ok((content, client_id)) => self.store.send(group, user.id, content, client_id),
+            Err(e) => Pending::refused(e),
+        }
+    }
+
+    /// Sends to the direct conversation with `other`, creating it if needed.
+    pub async fn send_direct(
+        &self,
+        user: AuthUser,
+        other: UserId,
+        content: &str,
+        client_id: Option<&str>,
+    ) -> Result<Sent> {
+        let other = other_user(user, other)?;
+        let (content, client_id) = checked(content, client_id)?;
+        self.store
+            .send_direct(user.id, other, content, client_id)
+            .await
+    }
+
+    /// The sender changes a message's content.
+    pub async fn edit(&self, user: AuthUser, message: MessageId, content: &str) -> Result<Message> {
+        let content = Content::parse(content)?;
+        self.store.edit_message(message, user.id, content).await
+    }
+
+    /// The sender, or a group's owner or admin, deletes a message, leaving a tombstone.
+    pub async fn delete_message(&self, user: AuthUser, message: MessageId) -> Result<()> {
+        self.store.delete_message(message, user.id).await
+    }
+
+    pub async fn history(
+        &self,
+        user: AuthUser,
+        group: GroupId,
+        page: PageQuery,
+    ) -> Result<(Vec<Message>, bool)> {
+        self.store.history(group, user.id, page.checked()?).await
+    }
+
+    /// The history with `other`; an empty page while the two have never written.
+    pub async fn direct_history(
+        &self,
+        user: AuthUser,
+        other: UserId,
+        page: PageQuery,
+    ) -> Result<(Vec<Message>, bool)> {
+        let other = other_user(user, other)?;
+        self.store
+            .direct_history(user.id, other, page.checked()?)
+            .await
+    }
+
+    /// Messages of the caller's conversations containing every word of `query`, newest first.
+    pub async fn search(
+        &self,
+        user: AuthUser,
+        query: &str,
+        group: Option<GroupId>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Message>> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(Error::invalid(
+                "invalid_query",
+                "give the words to search for in q",
+            ));
+        }
+        let limit = page_limit(limit)?;
+        self.store
+            .search_messages(user.id, query.to_string(), group, limit)
+            .await
+    }
+
+    /// Tells the other members of `group` that `user` is typing; never stored. The caller
+    /// (the socket) has checked that the user is a member and limits how often.
+    pub fn typing(&self, user: UserId, username: &str, group: GroupId) {
+        let event = Event::new(ServerFrame::Typing {
+            group_id: group,
+            user_id: user,
+            username: username.to_string(),
+        });
+        self.hub.publish(Outbound::Group(group, event));
+    }
+}

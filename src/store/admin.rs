@@ -1,0 +1,114 @@
+//! The operator's side of the database, for the command line: each operation opens the file,
+//! migrates it, and runs in one transaction of its own. It runs in another process than a
+//! server on the same file, so it does not go through that server's writer; SQLite's lock
+//! keeps the two apart.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::seed::{self, Hasher, Report, SeedFile};
+use super::{settings, sqlite, tokens, users};
+use crate::config::SyncMode;
+use crate::error::{Error, Result};
+use crate::model::{Email, Profile, UserId, Username};
+
+pub(crate) struct Admin {
+    conn: Connection,
+}
+
+impl Admin {
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Admin> {
+        let mut conn = sqlite::open_connection(path, SyncMode::Full)?;
+        sqlite::migrate(&mut conn)?;
+        Ok(Admin { conn })
+    }
+
+    /// Applies pending migrations; returns the names of those applied.
+    pub fn migrate(path: &Path) -> Result<Vec<String>> {
+        let mut conn = sqlite::open_connection(path, SyncMode::Full)?;
+        sqlite::migrate(&mut conn)
+    }
+
+    fn in_transaction<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    pub fn seed(&mut self, file: &SeedFile, hash: &Hasher) -> Result<Report> {
+        self.in_transaction(|c| seed::apply(c, file, hash))
+    }
+
+    pub fn add_user(&mut self, username: &Username, email: &Email, hash: &str) -> Result<Profile> {
+        self.in_transaction(|c| users::insert(c, username, email, hash))
+    }
+
+    pub fn list_users(&mut self) -> Result<Vec<Profile>> {
+        users::list_all(&self.conn)
+    }
+
+    /// Sets a user's password and signs them out of every session.
+    pub fn set_password(&mut self, username: &str, hash: &str) -> Result<()> {
+        self.in_transaction(|c| {
+            let user = find_user(c, username)?;
+            users::set_password(c, user, hash)?;
+            tokens::revoke_all(c, user)
+        })
+    }
+
+    pub fn delete_user(&mut self, username: &str) -> Result<()> {
+        self.in_transaction(|c| {
+            let user = find_user(c, username)?;
+            users::delete(c, user)
+        })
+    }
+
+    /// The user named `username`, and the secret their tokens are signed with: `configured`,
+    /// or the one kept in the database (`generated` when there is none yet).
+    pub fn token_subject(
+        &mut self,
+        username: &str,
+        configured: Option<&str>,
+        generated: String,
+    ) -> Result<(UserId, String)> {
+        self.in_transaction(|c| {
+            let user = find_user(c, username)?;
+            Ok((user, settings::jwt_secret(c, configured, || generated)?))
+        })
+    }
+
+    /// Writes a consistent copy of the database to `file` (`VACUUM INTO` reads one snapshot, so
+    /// a running server can keep writing).
+    pub fn backup(path: &Path, file: &Path) -> Result<()> {
+        if !path.exists() {
+            return Err(Error::not_found(format!(
+                "no database at {}",
+                path.display()
+            )));
+        }
+        if file.exists() {
+            return Err(Error::conflict(format!(
+                "{} already exists; choose a new file",
+                file.display()
+            )));
+        }
+        let conn = sqlite::open_connection(path, SyncMode::Full)?;
+        let target = file
+            .to_str()
+            .ok_or_else(|| Error::invalid("invalid_path", "the backup path must be valid UTF-8"))?;
+        conn.execute("VACUUM INTO ?1", [target])
+            .map_err(|e| Error::unavailable(format!("backup failed: {e}")))?;
+        Ok(())
+    }
+}
+
+fn find_user(conn: &Connection, username: &str) -> Result<UserId> {
+    Ok(users::by_username(conn, username)?
+        .ok_or_else(|| Error::not_found(format!("no user named {username}")))?
+        .id)
+}

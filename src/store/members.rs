@@ -1,0 +1,265 @@
+//! Who is in which conversation, with which role, and how far they have read. Every change that
+//! live sockets must learn of returns the events to publish after the commit.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{groups, users, written, Pending, Store, Written};
+use crate::error::{Error, Result};
+use crate::hub::{Control, Event, Outbound};
+use crate::model::{GroupId, Member, MessageId, Role, UserId};
+use crate::protocol::ServerFrame;
+
+impl Store {
+    pub async fn members(&self, group: GroupId, user: UserId) -> Result<Vec<Member>> {
+        self.read(move |c| {
+            role_of(c, group, user)?;
+            list(c, group)
+        })
+        .await
+    }
+
+    /// Why `user` may not act in `group`: 404 if there is no such conversation, else 403.
+    pub async fn not_member_error(&self, group: GroupId) -> Error {
+        self.read(move |c| absent_or_forbidden(c, group))
+            .await
+            .unwrap_or_else(|e| e)
+    }
+
+    /// An owner or admin adds `user` as `role`; the group's sockets and the user's own learn of it.
+    pub fn add_member(
+        &self,
+        group: GroupId,
+        actor: UserId,
+        user: UserId,
+        role: Role,
+    ) -> Pending<Member> {
+        self.write(move |c| add(c, group, actor, user, role))
+    }
+
+    /// An owner or admin removes anyone but the owner; anyone may remove themself.
+    pub fn remove_member(&self, group: GroupId, actor: UserId, user: UserId) -> Pending<()> {
+        self.write(move |c| remove(c, group, actor, user))
+    }
+
+    /// Moves `user`'s read marker in `group` forward to `message`; members learn of it by a
+    /// `read` event. A marker already at or past `message` stays, and nothing is sent.
+    pub fn mark_read(&self, group: GroupId, user: UserId, message: MessageId) -> Pending<()> {
+        self.write(move |c| mark_read(c, group, user, message))
+    }
+}
+
+fn member_row(r: &Row) -> rusqlite::Result<Member> {
+    Ok(Member {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        display_name: r.get(2)?,
+        role: r.get(3)?,
+        joined_at: r.get(4)?,
+        online: false,
+        last_seen: r.get(5)?,
+    })
+}
+
+/// The caller's role in `group`: not found when the group does not exist, forbidden when
+/// they are not in it.
+pub(super) fn role_of(conn: &Connection, group: GroupId, user: UserId) -> Result<Role> {
+    let role: Option<Role> = conn
+        .prepare_cached("SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2")?
+        .query_row(params![group, user], |r| r.get(0))
+        .optional()?;
+    match role {
+        Some(role) => Ok(role),
+        None => Err(absent_or_forbidden(conn, group)?),
+    }
+}
+
+pub(super) fn is_member(conn: &Connection, group: GroupId, user: UserId) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2")?
+        .query_row(params![group, user], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The error for a caller who is not a member: not found if the conversation is missing, else
+/// forbidden.
+pub(super) fn absent_or_forbidden(conn: &Connection, group: GroupId) -> Result<Error> {
+    let exists = conn
+        .query_row("SELECT 1 FROM conversations WHERE id = ?1", [group], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some();
+    Ok(if exists {
+        Error::forbidden("you are not a member of this conversation")
+    } else {
+        Error::not_found("no such conversation")
+    })
+}
+
+pub(super) fn list(conn: &Connection, group: GroupId) -> Result<Vec<Member>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, u.username, u.display_name, m.role, m.joined_at, u.last_seen
+         FROM members m JOIN users u ON u.id = m.user_id
+         WHERE m.conversation_id = ?1 ORDER BY m.joined_at, u.id",
+    )?;
+    let rows = stmt.query_map([group], member_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The ids of every conversation `user` is in.
+pub(super) fn ids_of(conn: &Connection, user: UserId) -> Result<Vec<GroupId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT conversation_id FROM members WHERE user_id = ?1 ORDER BY conversation_id",
+    )?;
+    let rows = stmt.query_map([user], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn newest_message_id(conn: &Connection, group: GroupId) -> Result<MessageId> {
+    Ok(conn.query_row(
+        "SELECT coalesce(max(id), 0) FROM messages WHERE conversation_id = ?1",
+        [group],
+        |r| r.get(0),
+    )?)
+}
+
+/// Adds `user` and returns the events that tell the group's sockets and the user's own.
+pub(super) fn insert(
+    conn: &Connection,
+    group: GroupId,
+    user: UserId,
+    role: Role,
+) -> Result<(Member, Vec<Outbound>)> {
+    let member = conn.query_row(
+        "INSERT INTO members (conversation_id, user_id, role) VALUES (?1, ?2, ?3)
+         RETURNING user_id, (SELECT username FROM users WHERE id = ?2),
+                   (SELECT display_name FROM users WHERE id = ?2), role, joined_at,
+                   (SELECT last_seen FROM users WHERE id = ?2)",
+        params![group, user, role.as_str()],
+        member_row,
+    )?;
+    let event = Event::new(ServerFrame::MemberAdded {
+        group_id: group,
+        user_id: user,
+        role,
+        since: newest_message_id(conn, group)?,
+    });
+    let events = vec![
+        Outbound::Group(group, event.clone()),
+        Outbound::User(user, Control::Event(event)),
+    ];
+    Ok((member, events))
+}
+
+pub(super) fn check_users_exist(conn: &Connection, ids: &[UserId]) -> Result<()> {
+    for &id in ids {
+        if !users::exists(conn, id)? {
+            return Err(Error::not_found(format!("no user with id {id}")));
+        }
+    }
+    Ok(())
+}
+
+fn add(
+    conn: &Connection,
+    group: GroupId,
+    actor: UserId,
+    user: UserId,
+    role: Role,
+) -> Result<Written<Member>> {
+    let actor_role = role_of(conn, group, actor)?;
+    groups::require_group_kind(conn, group)?;
+    if !actor_role.manages() {
+        return Err(Error::forbidden(
+            "only the owner or an admin can add members",
+        ));
+    }
+    check_users_exist(conn, &[user])?;
+    if is_member(conn, group, user)? {
+        return Err(Error::conflict("that user is already a member"));
+    }
+    let (member, events) = insert(conn, group, user, role)?;
+    Ok(written(member, events))
+}
+
+fn remove(conn: &Connection, group: GroupId, actor: UserId, user: UserId) -> Result<Written<()>> {
+    let actor_role = role_of(conn, group, actor)?;
+    groups::require_group_kind(conn, group)?;
+    let target_role: Option<Role> = conn
+        .query_row(
+            "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+            params![group, user],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(target_role) = target_role else {
+        return Err(Error::not_found("that user is not a member"));
+    };
+    if target_role == Role::Owner {
+        return Err(Error::forbidden(
+            "the owner cannot be removed; the owner can delete the group instead",
+        ));
+    }
+    if actor != user && !actor_role.manages() {
+        return Err(Error::forbidden(
+            "only the owner or an admin can remove other members",
+        ));
+    }
+    conn.execute(
+        "DELETE FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+        params![group, user],
+    )?;
+    let event = Event::new(ServerFrame::MemberRemoved {
+        group_id: group,
+        user_id: user,
+    });
+    let events = vec![
+        Outbound::Group(group, event.clone()),
+        Outbound::User(user, Control::Event(event)),
+    ];
+    Ok(written((), events))
+}
+
+fn mark_read(
+    conn: &Connection,
+    group: GroupId,
+    user: UserId,
+    message: MessageId,
+) -> Result<Written<()>> {
+    role_of(conn, group, user)?;
+    let in_group = conn
+        .prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND conversation_id = ?2")?
+        .query_row(params![message, group], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !in_group {
+        return Err(Error::not_found("no such message in this conversation"));
+    }
+    let moved = conn.execute(
+        "UPDATE members SET last_read_id = ?3
+         WHERE conversation_id = ?1 AND user_id = ?2 AND last_read_id < ?3",
+        params![group, user, message],
+    )?;
+    let mut events = Vec::new();
+    if moved > 0 {
+        let event = Event::new(ServerFrame::Read {
+            group_id: group,
+            user_id: user,
+            message_id: message,
+        });
+        events.push(Outbound::Group(group, event));
+    }
+    Ok(written((), events))
+}
+
+/// Everyone who shares a conversation with `user` (not `user`): who hears of their presence.
+pub(super) fn contacts_of(conn: &Connection, user: UserId) -> Result<Vec<UserId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT other.user_id FROM members mine
+         JOIN members other ON other.conversation_id = mine.conversation_id
+         WHERE mine.user_id = ?1 AND other.user_id != ?1",
+    )?;
+    let rows = stmt.query_map([user], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -1,0 +1,128 @@
+//! SQLite itself: opening a connection with our pragmas, the embedded migrations, how SQLite's
+//! errors read as domain errors, and how our types are stored.
+
+use std::path::Path;
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::config::SyncMode;
+use crate::error::{Error, Result};
+use crate::model::{GroupId, Kind, MessageId, Role, UserId};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Opens a connection with the pragmas every connection of ours uses.
+pub(crate) fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| Error::unavailable(format!("cannot open database {}: {e}", path.display())))?;
+    configure(&conn, sync)
+        .map_err(|e| Error::unavailable(format!("cannot use database {}: {e}", path.display())))?;
+    Ok(conn)
+}
+
+pub(super) fn configure(conn: &Connection, sync: SyncMode) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // SQLite's own lower() and LIKE fold ASCII only; names are not only ASCII.
+    conn.create_scalar_function(
+        "casefold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(ctx
+                .get::<Option<String>>(0)?
+                .map(|s| s.to_lowercase())
+                .unwrap_or_default())
+        },
+    )?;
+    // journal_mode answers with a row, so it is read rather than executed.
+    let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys=ON; PRAGMA synchronous={};",
+        sync.pragma()
+    ))
+}
+
+/// Applies pending migrations; returns the names of those applied.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<Vec<String>> {
+    let report = embedded::migrations::runner()
+        .run(conn)
+        .map_err(|e| Error::internal(format!("migration failed: {e}")))?;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect())
+}
+
+/// Current time as the API writes it: RFC 3339 UTC with milliseconds.
+pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(
+                ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::OperationAborted,
+            ) => {
+                tracing::warn!(error = %err, "database cannot take writes");
+                Error::unavailable("the database cannot take writes right now")
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                Error::unavailable("the database is busy; try again")
+            }
+            _ => Error::internal(format!("sqlite: {err}")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(err: r2d2::Error) -> Self {
+        tracing::warn!(error = %err, "database pool");
+        Error::unavailable("the database is unavailable")
+    }
+}
+
+macro_rules! sql_id {
+    ($name:ident) => {
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                self.0.to_sql()
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                i64::column_result(value).map($name)
+            }
+        }
+    };
+}
+
+sql_id!(UserId);
+sql_id!(GroupId);
+sql_id!(MessageId);
+
+impl FromSql for Role {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = v.as_str()?;
+        Role::parse(s).ok_or_else(|| FromSqlError::Other(s.into()))
+    }
+}
+
+impl FromSql for Kind {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = v.as_str()?;
+        Kind::parse(s).ok_or_else(|| FromSqlError::Other(s.into()))
+    }
+}

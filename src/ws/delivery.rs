@@ -1,0 +1,219 @@
+//! What a socket is sent: its subscriptions, the replay on connect, live events, and catch-up.
+//!
+//! Delivery rule: per conversation the session keeps a cursor, the highest message id it has
+//! sent. A message is sent only if its id is above the cursor, so the replay from the database
+//! and the live channel can overlap without duplicates; when a channel reports that this socket
+//! lagged (the broadcast buffer overflowed), the gap is read back from the database from the
+//! cursor. Every message therefore arrives once, in id order, however slowly the socket reads.
+
+use std::sync::Arc;
+
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::session::{End, Session, Step};
+use crate::hub::{Control, Event};
+use crate::model::{GroupId, Message, MessageId};
+use crate::protocol::ServerFrame;
+
+/// Messages read from the database per query when replaying or catching up.
+const PAGE: u32 = 500;
+/// Events sent before one flush when many are ready at once.
+const BURST: usize = 256;
+
+impl Session {
+    /// Subscribes to the user's conversations, replays what `since` asks for, sends `ready`.
+    pub(super) async fn start(&mut self, since: Option<MessageId>) -> Step {
+        let found = self.state.service.store.socket_start(self.user).await;
+        // The account was deleted after the token was issued.
+        let start = found.map_err(|_| End::Broken)?.ok_or(End::Broken)?;
+        self.username = start.username;
+        for &g in &start.group_ids {
+            self.subscribe(g, since.unwrap_or(start.newest));
+        }
+        if let Some(since) = since {
+            self.replay(since).await?;
+        }
+        let ready = ServerFrame::Ready {
+            user_id: self.user,
+            group_ids: start.group_ids,
+        };
+        self.send_frame(&ready).await?;
+        if since.is_none() {
+            // A message committed between the read above and the subscriptions is in no
+            // channel this socket heard: read it back (almost always there is none).
+            self.replay(start.newest).await?;
+        }
+        self.flush().await
+    }
+
+    async fn replay(&mut self, since: MessageId) -> Step {
+        let mut after = since;
+        loop {
+            let store = &self.state.service.store;
+            let page = store
+                .replay(self.user, after, PAGE)
+                .await
+                .map_err(|_| End::Broken)?;
+            let full = page.len() == PAGE as usize;
+            for m in page {
+                after = m.id;
+                self.send_if_new(m).await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends `m` unless this socket already sent it (or anything later of its conversation).
+    async fn send_if_new(&mut self, m: Message) -> Step {
+        match self.cursors.get_mut(&m.group_id) {
+            Some(cursor) if m.id > *cursor => {
+                *cursor = m.id;
+                self.send_frame(&ServerFrame::GroupMessage(m)).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends whatever else the channels already hold, so a burst costs one flush.
+    pub(super) async fn drain_ready(&mut self) -> Step {
+        for _ in 0..BURST {
+            if self.subs.is_empty() {
+                break;
+            }
+            match self.subs.next().now_or_never() {
+                Some(Some((group, item))) => self.group_event(group, item).await?,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn subscribe(&mut self, group: GroupId, cursor: MessageId) {
+        let rx = self.state.service.hub.subscribe_group(group);
+        self.subs.insert(group, BroadcastStream::new(rx));
+        self.cursors.insert(group, cursor);
+    }
+
+    fn unsubscribe(&mut self, group: GroupId) {
+        self.subs.remove(&group);
+        self.cursors.remove(&group);
+    }
+
+    pub(super) async fn group_event(
+        &mut self,
+        group: GroupId,
+        item: Result<Arc<Event>, BroadcastStreamRecvError>,
+    ) -> Step {
+        match item {
+            Ok(event) => self.deliver(group, &event).await,
+            Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                tracing::debug!(user = %self.user, %group, missed, "socket lagged; catching up");
+                self.state.metrics.lagged.inc();
+                self.catch_up(group).await
+            }
+        }
+    }
+
+    async fn deliver(&mut self, group: GroupId, event: &Event) -> Step {
+        let me = self.user;
+        match &event.frame {
+            ServerFrame::GroupMessage(m) => {
+                let cursor = self.cursors.entry(group).or_insert(MessageId(0));
+                if m.id <= *cursor {
+                    return Ok(());
+                }
+                *cursor = m.id;
+            }
+            // This socket's own additions arrive on the user channel (see `user_event`).
+            ServerFrame::MemberAdded { user_id, .. } if *user_id == me => return Ok(()),
+            ServerFrame::MemberRemoved { user_id, .. } if *user_id == me => self.unsubscribe(group),
+            ServerFrame::GroupDeleted { .. } => self.unsubscribe(group),
+            ServerFrame::Typing { user_id, .. } if *user_id == me => return Ok(()),
+            _ => {}
+        }
+        self.feed(event.text.clone()).await
+    }
+
+    pub(super) async fn user_event(
+        &mut self,
+        item: Result<Control, broadcast::error::RecvError>,
+    ) -> Step {
+        let event = match item {
+            Ok(Control::Event(event)) => event,
+            Ok(Control::AccountClosed) => return Err(End::AccountClosed),
+            // Membership changes may have been lost: the client must reconnect with `since`.
+            Err(_) => return Err(End::Lagged),
+        };
+        match &event.frame {
+            ServerFrame::MemberAdded {
+                group_id,
+                user_id,
+                since,
+                ..
+            } if *user_id == self.user => {
+                let (group_id, since) = (*group_id, *since);
+                self.feed(event.text.clone()).await?;
+                if !self.subs.contains_key(&group_id) {
+                    self.subscribe(group_id, since);
+                    self.catch_up(group_id).await?;
+                }
+                Ok(())
+            }
+            ServerFrame::MemberRemoved { group_id, user_id } if *user_id == self.user => {
+                self.removed(*group_id, &event).await
+            }
+            _ => self.feed(event.text.clone()).await,
+        }
+    }
+
+    /// This user was removed from `group`: the group channel got the removal first, so send
+    /// what it holds before it, then the removal, and stop listening.
+    async fn removed(&mut self, group: GroupId, removal: &Arc<Event>) -> Step {
+        let Some(mut stream) = self.subs.remove(&group) else {
+            return Ok(()); // the group channel already told this socket
+        };
+        while let Some(Some(Ok(earlier))) = stream.next().now_or_never() {
+            if Arc::ptr_eq(&earlier, removal) {
+                break;
+            }
+            self.deliver(group, &earlier).await?;
+        }
+        self.cursors.remove(&group);
+        self.feed(removal.text.clone()).await
+    }
+
+    /// Reads a conversation's messages above the cursor back from the database.
+    async fn catch_up(&mut self, group: GroupId) -> Step {
+        loop {
+            let Some(after) = self.cursors.get(&group).copied() else {
+                return Ok(());
+            };
+            let store = &self.state.service.store;
+            let page = store
+                .catch_up(self.user, group, after, PAGE)
+                .await
+                .map_err(|_| End::Broken)?;
+            let Some(page) = page else {
+                // Removed while this socket was behind: say so, and stop listening.
+                self.unsubscribe(group);
+                let removed = ServerFrame::MemberRemoved {
+                    group_id: group,
+                    user_id: self.user,
+                };
+                return self.send_frame(&removed).await;
+            };
+            let full = page.len() == PAGE as usize;
+            for m in page {
+                self.send_if_new(m).await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! One socket's task. It owns the socket and selects over its inbound frames (`inbound`), its
+//! conversations' hub channels and its user's channels (`delivery`), the answers to its own
+//! writes, a heartbeat and shutdown. Here: the loop, the bounded writes, and the close codes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamMap;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as Frame, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Event, Registration, UserReceivers};
+use crate::model::{GroupId, MessageId, UserId};
+use crate::protocol::ServerFrame;
+use crate::state::AppState;
+
+pub(super) type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Why the loop ended, and so which close frame the client gets.
+pub(super) enum End {
+    ClientClosed,
+    Shutdown,
+    TooBig,
+    Lagged,
+    Idle,
+    /// The client stopped reading: a write waited longer than the idle limit.
+    Stuck,
+    AccountClosed,
+    /// A frame broke the WebSocket protocol (1002) or was text that is not UTF-8 (1007).
+    Protocol(CloseCode),
+    Broken,
+}
+
+pub(super) type Step = Result<(), End>;
+
+pub(super) struct Session {
+    pub state: Arc<AppState>,
+    pub user: UserId,
+    pub username: String,
+    ws: Socket,
+    pub subs: StreamMap<GroupId, BroadcastStream<Arc<Event>>>,
+    /// Per conversation, the highest message id this socket has sent (see `delivery`).
+    pub cursors: HashMap<GroupId, MessageId>,
+    /// This socket's writes waiting for their commit, each yielding its answer (`None`:
+    /// nothing to say). Polled by this task: no task or channel per socket until it writes.
+    pub pending: FuturesUnordered<BoxFuture<'static, Option<Utf8Bytes>>>,
+    pub last_heard: Instant,
+    pub last_typing: HashMap<GroupId, Instant>,
+    /// Frames fed since the last flush; added to the shared metric once per flush, not once
+    /// per frame, so a thousand sockets do not all contend on one counter.
+    fed: u64,
+    shutdown: CancellationToken,
+}
+
+impl Session {
+    /// `registration` was taken from the hub before the upgrade and before memberships are
+    /// read, so a membership change committed after the read still reaches this socket through
+    /// the user channel.
+    pub async fn run(
+        state: Arc<AppState>,
+        user: UserId,
+        since: Option<MessageId>,
+        ws: Socket,
+        registration: (UserReceivers, Registration),
+    ) {
+        let (receivers, registration) = registration;
+        let mut session = Session {
+            shutdown: state.shutdown.clone(),
+            state: Arc::clone(&state),
+            user,
+            username: String::new(),
+            ws,
+            subs: StreamMap::new(),
+            cursors: HashMap::new(),
+            pending: FuturesUnordered::new(),
+            last_heard: Instant::now(),
+            last_typing: HashMap::new(),
+            fed: 0,
+        };
+        state.metrics.open_sockets.inc();
+        if registration.first {
+            state.service.came_online(user).await;
+        }
+        let end = match session.start(since).await {
+            Ok(()) => session.serve(receivers).await,
+            Err(end) => end,
+        };
+        session.close(end).await;
+        state.metrics.open_sockets.dec();
+        if registration.release() {
+            state.service.went_offline(user).await;
+        }
+    }
+
+    async fn serve(&mut self, mut receivers: UserReceivers) -> End {
+        let shutdown = self.shutdown.clone();
+        let mut heartbeat = tokio::time::interval(self.state.config.ws_ping_interval);
+        heartbeat.reset();
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => Err(End::Shutdown),
+                Some(answer) = self.pending.next(), if !self.pending.is_empty() => {
+                    match answer {
+                        Some(text) => self.feed(text).await,
+                        None => Ok(()),
+                    }
+                }
+                frame = self.ws.next() => self.inbound(frame).await,
+                Some((group, item)) = self.subs.next(), if !self.subs.is_empty() => {
+                    self.group_event(group, item).await
+                }
+                item = receivers.control.recv() => self.user_event(item).await,
+                item = receivers.presence.recv() => match item {
+                    Ok(event) => self.feed(event.text.clone()).await,
+                    // Presence is best effort: a socket that fell behind skips some.
+                    Err(broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                    Err(broadcast::error::RecvError::Closed) => Err(End::Broken),
+                },
+                _ = heartbeat.tick() => self.heartbeat().await,
+            };
+            let step = match step {
+                Ok(()) => self.drain_ready().await,
+                err => err,
+            };
+            if let Err(end) = step.and(self.flush().await) {
+                return end;
+            }
+        }
+    }
+
+    async fn heartbeat(&mut self) -> Step {
+        // A socket that sends nothing, not even a pong, for 2.5 ping intervals is dead.
+        if self.last_heard.elapsed() > self.idle_limit() {
+            return Err(End::Idle);
+        }
+        let limit = self.idle_limit();
+        bounded(
+            self.ws.feed(Frame::Ping(Default::default())),
+            limit,
+            &self.shutdown,
+        )
+        .await
+    }
+
+    fn idle_limit(&self) -> Duration {
+        self.state.config.ws_ping_interval.mul_f32(2.5)
+    }
+
+    /// Sends a frame made for this socket alone.
+    pub async fn send_frame(&mut self, frame: &ServerFrame) -> Step {
+        self.feed(frame.to_text()).await
+    }
+
+    pub async fn feed(&mut self, text: Utf8Bytes) -> Step {
+        self.fed += 1;
+        let limit = self.idle_limit();
+        bounded(self.ws.feed(Frame::Text(text)), limit, &self.shutdown).await
+    }
+
+    pub async fn flush(&mut self) -> Step {
+        if self.fed > 0 {
+            self.state.metrics.deliveries.inc_by(self.fed);
+            self.fed = 0;
+        }
+        let limit = self.idle_limit();
+        bounded(self.ws.flush(), limit, &self.shutdown).await
+    }
+
+    async fn close(mut self, end: End) {
+        let (code, reason) = match end {
+            End::ClientClosed => (CloseCode::Normal, ""),
+            End::Shutdown => (CloseCode::Away, "server shutting down"),
+            End::TooBig => (CloseCode::Size, "message too big"),
+            End::Lagged => {
+                self.state.metrics.slow_closed.inc();
+                (CloseCode::Again, "too far behind; reconnect with since")
+            }
+            End::Stuck => {
+                self.state.metrics.slow_closed.inc();
+                (CloseCode::Again, "not reading; reconnect with since")
+            }
+            End::Protocol(code) => (code, "protocol error"),
+            End::Idle => (CloseCode::Away, "no answer to pings"),
+            End::AccountClosed => (CloseCode::Policy, "account deleted"),
+            End::Broken => return,
+        };
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let closing = self.ws.close(Some(frame));
+        let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+    }
+}
+
+/// A write to the socket, bounded: a client that stops reading is closed (1013) rather than
+/// holding its task, its socket slot and its buffers forever, and shutdown never waits on it.
+async fn bounded(
+    write: impl std::future::Future<Output = Result<(), WsError>>,
+    limit: Duration,
+    shutdown: &CancellationToken,
+) -> Step {
+    tokio::select! {
+        done = tokio::time::timeout(limit, write) => match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Broken),
+            Err(_) => Err(End::Stuck),
+        },
+        _ = shutdown.cancelled() => Err(End::Shutdown),
+    }
+}
