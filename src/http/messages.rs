@@ -82,6 +82,19 @@ struct HistoryPage {
     has_more: bool,
 }
 
+/// The query of both history routes, as the document shows it; `page` reads it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read field by field by `page`, for the contract's error codes
+struct PageParams {
+    /// Only ids below this
+    before: Option<i64>,
+    /// Only ids above this (then the oldest first)
+    after: Option<i64>,
+    /// 1–200, default 50
+    limit: Option<u32>,
+}
+
 fn page(q: &Query) -> Result<PageQuery> {
     Ok(PageQuery {
         before: q.number("before", "invalid_query")?.map(MessageId),
@@ -92,11 +105,7 @@ fn page(q: &Query) -> Result<PageQuery> {
 
 /// A page of history in ascending id order.
 #[utoipa::path(get, path = "/v1/messages/group/{id}", tag = "messages", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Conversation id"),
-        ("before" = Option<i64>, Query, description = "Only ids below this"),
-        ("after" = Option<i64>, Query, description = "Only ids above this (then the oldest first)"),
-        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
-    ),
+    params(("id" = i64, Path, description = "Conversation id"), PageParams),
     responses(
         (status = 200, body = HistoryPage),
         (status = 400, body = ErrorBody),
@@ -116,11 +125,7 @@ async fn history(req: Request) -> Result<Response> {
 /// A page of the direct conversation with `user_id` (empty if they never wrote).
 #[utoipa::path(get, path = "/v1/messages/direct/{user_id}", tag = "messages",
     security(("bearer" = [])),
-    params(("user_id" = i64, Path),
-        ("before" = Option<i64>, Query, description = "Only ids below this"),
-        ("after" = Option<i64>, Query, description = "Only ids above this (then the oldest first)"),
-        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
-    ),
+    params(("user_id" = i64, Path), PageParams),
     responses(
         (status = 200, body = HistoryPage),
         (status = 400, body = ErrorBody),

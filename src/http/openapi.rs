@@ -10,7 +10,8 @@ use utoipa::{Modify, OpenApi};
         title = "chatserver",
         description = "A real-time chat server on one SQLite file. Errors are \
             `{\"error\": \"<sentence>\", \"code\": \"<snake_case>\"}`; times are RFC 3339 UTC \
-            with milliseconds. The WebSocket's frames are described in the README."
+            with milliseconds. The WebSocket (`GET /ws`) and its frames are described in the \
+            project's docs/API.md."
     ),
     modifiers(&BearerAuth),
 )]

@@ -31,8 +31,9 @@ pub(crate) fn routes(r: &mut Routes) {
     r.add(__path_upgrade, upgrade);
 }
 
-/// The WebSocket. After the upgrade, frames are JSON text: see the README and API.md for the
-/// frame types in both directions.
+/// The WebSocket. After the upgrade, every frame is a JSON text frame with a `type`:
+/// `send`, `typing`, `read` and `ping` in; `ready`, `group_message`, `ack`, `error` and the
+/// other events out (docs/API.md lists them all).
 #[utoipa::path(get, path = "/ws", tag = "socket",
     params(
         ("token" = Option<String>, Query, description = "Access token (or Authorization: Bearer)"),
