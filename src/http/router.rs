@@ -3,6 +3,8 @@
 //! its OpenAPI operation all come from there, and `Routes::add` ties the annotation to the
 //! handler. The same table routes requests, lists the served routes and builds /openapi.json,
 //! so nothing can be served without being documented or documented without being served.
+//! (`SchemaReferences` and `Tags` are how utoipa's own routers read an annotation's schemas
+//! and tags; they are public but hidden in its docs.)
 
 use std::future::Future;
 use std::sync::Arc;
@@ -58,13 +60,15 @@ impl Routes {
     /// `#[utoipa::path]` makes.
     pub fn add<P, F, Fut>(&mut self, _doc: P, handler: F) -> &mut Self
     where
-        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        P: utoipa::Path + utoipa::__dev::SchemaReferences + utoipa::__dev::Tags<'static>,
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response>> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
         let path: Arc<str> = P::path().into();
-        let operation = P::operation();
+        let mut operation = P::operation();
+        let tags = P::tags().into_iter().map(str::to_string);
+        operation.tags.get_or_insert_with(Vec::new).extend(tags);
         let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
         let mut schemas = Vec::new();
         P::schemas(&mut schemas);
