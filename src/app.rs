@@ -17,10 +17,10 @@ use crate::error::{Error, Result};
 use crate::http::{self, RouteInfo};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::net;
+use crate::net::{self, Budget, Hosts};
 use crate::service::Service;
 use crate::state::AppState;
-use crate::store::{SeedFile, Store};
+use crate::store::{Caps, DbLock, SeedFile, Store};
 
 /// A running server.
 pub struct Server {
@@ -29,31 +29,31 @@ pub struct Server {
     state: Arc<AppState>,
     routes: Vec<RouteInfo>,
     tasks: Vec<JoinHandle<()>>,
+    /// Held until the server is dropped: released, another server may open the database.
+    _lock: DbLock,
 }
 
 /// Opens and migrates the database, seeds a new one, binds the address and starts serving.
 pub async fn start(config: Config) -> Result<Server> {
-    let hub = Arc::new(Hub::new(config.hub_capacity));
-    let metrics = Arc::new(Metrics::new());
-    let (path, sync) = (config.db_path.clone(), config.sync);
-    let (open_hub, open_metrics) = (Arc::clone(&hub), Arc::clone(&metrics));
-    let store =
-        tokio::task::spawn_blocking(move || Store::open(&path, sync, open_hub, open_metrics))
-            .await
-            .map_err(|e| Error::internal(e.to_string()))??;
-    let configured = config.tokens.jwt_secret.clone();
-    let secret = store
-        .prepare(seed_plan(&config)?, configured, auth::generate_secret())
-        .await?;
-    let accounts = Accounts::load(&store).await?;
+    // One server per database, and the address taken, before anything is changed: a second
+    // server, or a busy port, leaves the database as it was.
+    let mut lock = DbLock::acquire(&config.db_path)?;
     let (listener, addr) = bind(config.addr).await?;
     let metrics_listener = match config.metrics_addr {
         Some(a) => Some(bind(a).await?),
         None => None,
     };
+    lock.note(&format!("pid {}, http://{addr}", std::process::id()));
+    let metrics = Arc::new(Metrics::new());
+    let service = open_service(&config, &metrics).await?;
     let state = Arc::new(AppState {
-        service: Service::new(store, hub, &secret, accounts, &config),
+        service,
         cors: Cors::new(&config.cors_origins),
+        hosts: Hosts::new(&config.net.public_hosts),
+        budget: Budget::new(
+            config.net.max_connections,
+            config.net.max_connections_per_ip,
+        ),
         config,
         metrics,
         shutdown: CancellationToken::new(),
@@ -77,25 +77,59 @@ pub async fn start(config: Config) -> Result<Server> {
         tracing::info!(addr = %a, "metrics listening");
         a
     });
-    tracing::info!(%addr, db = %state.config.db_path.display(), "listening");
+    tracing::info!(
+        %addr,
+        db = %state.config.db_path.display(),
+        max_connections = state.budget.max(),
+        per_address = state.budget.per_ip(),
+        "listening"
+    );
     Ok(Server {
         addr,
         metrics_addr,
         state,
         routes,
         tasks,
+        _lock: lock,
     })
 }
 
-/// The server's own timers: noticing deleted accounts, and purging expired refresh tokens.
+/// Opens and migrates the database (on the blocking pool), starts its writer, seeds a new
+/// database, and loads the keys and accounts.
+async fn open_service(config: &Config, metrics: &Arc<Metrics>) -> Result<Service> {
+    let hub = Arc::new(Hub::new(config.hub_capacity));
+    let (path, sync) = (config.db_path.clone(), config.sync);
+    let caps = Caps {
+        groups_owned: config.max_groups_per_user,
+        memberships: config.max_memberships,
+    };
+    let (open_hub, metrics) = (Arc::clone(&hub), Arc::clone(metrics));
+    let store =
+        tokio::task::spawn_blocking(move || Store::open(&path, sync, caps, open_hub, metrics))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+    let configured = config
+        .tokens
+        .secret()
+        .map_err(|e| Error::invalid("invalid_secret", e))?;
+    let secret = store
+        .prepare(seed_plan(config)?, configured, auth::generate_secret())
+        .await?;
+    let accounts = Accounts::load(&store, config.tokens.access_ttl).await?;
+    Ok(Service::new(store, hub, &secret, accounts, config))
+}
+
+/// The server's own timers: following the command line's changes to accounts and the
+/// database file, and purging expired sessions.
 fn housekeeping(state: &Arc<AppState>) -> [JoinHandle<()>; 2] {
     let deletions = every(Duration::from_secs(1), Arc::clone(state), |s| async move {
-        s.service.forget_deleted_accounts().await
+        s.service.store.check_file();
+        s.service.follow_account_changes().await
     });
     let purge = every(
         Duration::from_secs(3600),
         Arc::clone(state),
-        |s| async move { s.service.purge_expired_tokens().await },
+        |s| async move { s.service.purge_expired_sessions().await },
     );
     [tokio::spawn(deletions), tokio::spawn(purge)]
 }

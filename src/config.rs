@@ -38,13 +38,33 @@ pub enum Registration {
 #[derive(Clone, Debug, Args)]
 pub struct TokenArgs {
     /// Secret for signing tokens, at least 16 bytes (default: generated once and kept in the
-    /// database).
-    #[arg(long, env = "CHATSERVER_JWT_SECRET", hide_env_values = true, value_parser = secret)]
+    /// database). On the command line it shows in the process list: prefer --jwt-secret-file.
+    #[arg(long, env = "CHATSERVER_JWT_SECRET", hide_env_values = true, value_parser = signing_secret,
+          conflicts_with = "jwt_secret_file")]
     pub jwt_secret: Option<String>,
-    /// Lifetime of access tokens.
+    /// A file holding the secret for signing tokens (its first line).
+    #[arg(long, env = "CHATSERVER_JWT_SECRET_FILE", value_name = "PATH")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Lifetime of access tokens (at most ten years).
     #[arg(long, env = "CHATSERVER_ACCESS_TTL", default_value = "3600", value_name = "SECONDS",
           value_parser = seconds)]
     pub access_ttl: Duration,
+}
+
+impl TokenArgs {
+    /// The configured secret, from the flag or read from the file; `None` when neither is
+    /// given (the database keeps a generated one).
+    pub fn secret(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.jwt_secret_file else {
+            return Ok(self.jwt_secret.clone());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --jwt-secret-file {}: {e}", path.display()))?;
+        let first = text.lines().next().unwrap_or("").trim();
+        signing_secret(first)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
 }
 
 /// How new password hashes are made: for `serve`, `seed` and `user` alike.
@@ -66,7 +86,7 @@ pub struct Config {
     pub addr: SocketAddr,
     #[command(flatten)]
     pub tokens: TokenArgs,
-    /// Lifetime of refresh tokens.
+    /// Lifetime of refresh tokens (at most ten years).
     #[arg(long, env = "CHATSERVER_REFRESH_TTL", default_value = "2592000", value_name = "SECONDS",
           value_parser = seconds)]
     pub refresh_ttl: Duration,
@@ -120,14 +140,66 @@ pub struct Config {
     #[arg(long, env = "CHATSERVER_CONVERSATION_BUFFER", default_value = "256", value_name = "EVENTS",
           value_parser = count)]
     pub hub_capacity: usize,
-    /// Failed logins within a window that lock an account, as FAILURES/SECONDS.
-    #[arg(long, env = "CHATSERVER_ACCOUNT_LOGIN_LIMIT", default_value = "5/300",
+    /// Failed logins (and wrong current passwords) for one account from one address that
+    /// lock that account for that address, as FAILURES/SECONDS.
+    #[arg(long, env = "CHATSERVER_LOGIN_LIMIT", default_value = "10/600", value_parser = Limit::parse)]
+    pub login_limit: Limit,
+    /// Failed logins from one address, over all accounts, after which its attempts are slowed
+    /// to one a second, as FAILURES/SECONDS.
+    #[arg(long, env = "CHATSERVER_ADDRESS_FAILURE_BUDGET", default_value = "200/3600",
           value_parser = Limit::parse)]
-    pub account_login_limit: Limit,
-    /// Failed logins within a window that lock an address, as FAILURES/SECONDS.
-    #[arg(long, env = "CHATSERVER_ADDRESS_LOGIN_LIMIT", default_value = "100/300",
-          value_parser = Limit::parse)]
-    pub address_login_limit: Limit,
+    pub address_failure_budget: Limit,
+    /// Accounts one address may register in an hour.
+    #[arg(long, env = "CHATSERVER_REGISTER_RATE", default_value = "10", value_parser = count)]
+    pub register_rate: usize,
+    /// Groups one user may own.
+    #[arg(long, env = "CHATSERVER_MAX_GROUPS_PER_USER", default_value = "100", value_parser = count)]
+    pub max_groups_per_user: usize,
+    /// Conversations (groups and direct chats) one user may be in.
+    #[arg(long, env = "CHATSERVER_MAX_MEMBERSHIPS", default_value = "1000", value_parser = count)]
+    pub max_memberships: usize,
+    /// How long one search may run before it is stopped (503).
+    #[arg(long, env = "CHATSERVER_SEARCH_TIMEOUT", default_value = "2", value_name = "SECONDS",
+          value_parser = timeout)]
+    pub search_timeout: Duration,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// What a client may hold of the server: connections, and how long they may take.
+#[derive(Clone, Debug, Args)]
+pub struct NetArgs {
+    /// Seconds a request's headers may take to arrive (from the connection's opening, or from
+    /// the first byte of a later request on it).
+    #[arg(long, env = "CHATSERVER_HEADER_TIMEOUT", default_value = "10", value_name = "SECONDS",
+          value_parser = timeout)]
+    pub header_timeout: Duration,
+    /// Seconds a request's body may take to arrive, and its answer to be read.
+    #[arg(long, env = "CHATSERVER_BODY_TIMEOUT", default_value = "30", value_name = "SECONDS",
+          value_parser = timeout)]
+    pub body_timeout: Duration,
+    /// Seconds a kept-alive connection may sit idle between requests.
+    #[arg(long, env = "CHATSERVER_IDLE_TIMEOUT", default_value = "60", value_name = "SECONDS",
+          value_parser = timeout)]
+    pub idle_timeout: Duration,
+    /// Connections (sockets included) held at once (default: what the open-files limit allows,
+    /// less a reserve for the database and the server's own files).
+    #[arg(long, env = "CHATSERVER_MAX_CONNECTIONS", value_parser = count)]
+    pub max_connections: Option<usize>,
+    /// Connections one address may hold at once; never more than half of --max-connections.
+    #[arg(long, env = "CHATSERVER_MAX_CONNECTIONS_PER_IP", default_value = "512",
+          value_parser = count)]
+    pub max_connections_per_ip: usize,
+    /// Another name this server is reached by (repeatable). Requests whose Host is not an IP
+    /// address, localhost, this machine's name or one of these get 421: that is what stops a
+    /// web page on another site from reaching the server through DNS rebinding.
+    #[arg(
+        long = "public-host",
+        env = "CHATSERVER_PUBLIC_HOST",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub public_hosts: Vec<String>,
 }
 
 impl Config {
@@ -146,24 +218,43 @@ impl Config {
         Serve::try_parse_from(args).map(|s| s.config)
     }
 
-    /// A server on an ephemeral port with the cheapest bcrypt cost, for tests.
+    /// A server on an ephemeral port with the cheapest bcrypt cost, for tests; they register
+    /// many users from one address, so sign-ups are not limited unless a test asks.
     #[allow(clippy::expect_used)] // fixed flags, known to parse
     pub fn for_tests(db_path: PathBuf) -> Config {
-        let mut config = Config::from_args(["--addr", "127.0.0.1:0", "--bcrypt-cost", "4"])
-            .expect("the test flags parse");
+        let flags = [
+            "--addr",
+            "127.0.0.1:0",
+            "--bcrypt-cost",
+            "4",
+            "--register-rate",
+            "100000",
+        ];
+        let mut config = Config::from_args(flags).expect("the test flags parse");
         config.db_path = db_path;
         config
     }
 }
 
+/// Ten years: longer lifetimes would overflow the clock arithmetic they feed.
+const LONGEST: u64 = 10 * 365 * 24 * 3600;
+
 fn seconds(s: &str) -> Result<Duration, String> {
     let n: u64 = s
         .parse()
         .map_err(|_| "a whole number of seconds".to_string())?;
-    if n == 0 {
-        return Err("must be positive".into());
+    if !(1..=LONGEST).contains(&n) {
+        return Err(format!("must be between 1 and {LONGEST} seconds"));
     }
     Ok(Duration::from_secs(n))
+}
+
+fn timeout(s: &str) -> Result<Duration, String> {
+    let n: f64 = s.parse().map_err(|_| "a number of seconds".to_string())?;
+    if !(0.001..=86_400.0).contains(&n) {
+        return Err("must be between 0.001 and 86400 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(n))
 }
 
 fn ping_interval(s: &str) -> Result<Duration, String> {
@@ -192,7 +283,7 @@ fn count(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-fn secret(s: &str) -> Result<String, String> {
+fn signing_secret(s: &str) -> Result<String, String> {
     if s.len() < 16 {
         return Err("the JWT secret must be at least 16 bytes long".into());
     }
@@ -209,13 +300,17 @@ mod tests {
         assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.hashing.bcrypt_cost, 10);
         assert_eq!(c.ws_ping_interval, Duration::from_secs(30));
-        assert_eq!(c.account_login_limit.failures, 5);
+        assert_eq!(c.login_limit.failures, 10);
+        assert_eq!(c.net.header_timeout, Duration::from_secs(10));
         for bad in [
             &["--bcrypt-cost", "3"][..],
             &["--body-limit", "10"],
             &["--jwt-secret", "short"],
             &["--ws-ping-interval", "0"],
-            &["--account-login-limit", "5"],
+            &["--ws-ping-interval", "1e300"],
+            &["--access-ttl", "99999999999999"],
+            &["--login-limit", "5"],
+            &["--idle-timeout", "-1"],
         ] {
             assert!(Config::from_args(bad).is_err(), "{bad:?} was accepted");
         }

@@ -29,6 +29,9 @@ pub enum Error {
         message: String,
         retry_after: Option<u64>,
     },
+    /// The client took too long (a request body that does not arrive).
+    #[error("{0}")]
+    TimedOut(String),
     /// The database cannot take writes (disk full, read-only), is busy, or the server stops.
     #[error("{0}")]
     Unavailable(String),
@@ -94,6 +97,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::TooLarge(_) => "payload_too_large",
             Error::Limit { .. } => "rate_limited",
+            Error::TimedOut(_) => "request_timeout",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::auth::SessionKey;
 use crate::model::{GroupId, UserId};
 use crate::protocol::ServerFrame;
 
@@ -36,12 +37,19 @@ impl Event {
 }
 
 /// What a user's control channel carries: events about their own memberships, and orders for
-/// all of their sockets.
+/// their sockets.
 #[derive(Clone, Debug)]
 pub enum Control {
     Event(Arc<Event>),
     /// The account was deleted: its sockets close.
     AccountClosed,
+    /// Every session before `epoch` ended (a new password, "log out everywhere"): sockets
+    /// opened with older tokens close.
+    SessionsEnded {
+        epoch: i64,
+    },
+    /// One session ended (logout): the sockets opened with its tokens close.
+    SessionEnded(SessionKey),
 }
 
 /// Where a committed event goes.
@@ -114,6 +122,18 @@ impl Hub {
                     let _ = slot.presence.send(event);
                 }
             }
+        }
+    }
+
+    /// Frees a conversation's channel once nobody listens: every channel allocates its buffer
+    /// up front, and a user can be in many conversations nobody else opens.
+    pub fn release_group(&self, group: GroupId) {
+        let mut groups = lock(&self.groups);
+        if groups
+            .get(&group)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            groups.remove(&group);
         }
     }
 
@@ -224,6 +244,17 @@ mod tests {
         }
         assert!(rx.try_recv().is_err());
         assert!(!lock(&hub.groups).contains_key(&GroupId(2)));
+        hub.release_group(GroupId(1));
+        assert!(
+            lock(&hub.groups).contains_key(&GroupId(1)),
+            "still listened to"
+        );
+        drop(rx);
+        hub.release_group(GroupId(1));
+        assert!(
+            !lock(&hub.groups).contains_key(&GroupId(1)),
+            "freed with its last listener"
+        );
     }
 
     #[test]

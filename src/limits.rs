@@ -1,17 +1,20 @@
-//! Failed-login limits. A classroom shares one address, so the limit that matters is per
-//! account: after a few failures that account answers 429 for a while, whoever asks. The
-//! per-address limit is far higher, against one machine guessing at many accounts, and a locked
-//! account never blocks the address's other accounts.
+//! Limits on guessing and sign-ups. A classroom shares one network, and often one address, so
+//! a failure counts against one account *from one address*: a student who guesses at the
+//! teacher's password locks that account for their own address only, and a correct password
+//! from anywhere else is never refused because of them. An address that fails a great deal over
+//! many accounts is slowed (one attempt a second) rather than refused, so the classmates behind
+//! the same address can still sign in.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
-use std::net::IpAddr;
-use std::sync::Mutex;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use crate::model::UserId;
 
-/// How many failures in `window` lock a key, per kind of key.
+/// How many failures in `window`.
 #[derive(Clone, Copy, Debug)]
 pub struct Limit {
     pub failures: usize,
@@ -19,76 +22,19 @@ pub struct Limit {
 }
 
 impl Limit {
-    /// `FAILURES/SECONDS`, as the command line gives it: `5/300`.
+    /// `FAILURES/SECONDS`, as the command line gives it: `10/600`.
     pub fn parse(s: &str) -> Result<Limit, String> {
-        let wrong = || format!("{s:?} is not FAILURES/SECONDS (like 5/300)");
+        let wrong = || format!("{s:?} is not FAILURES/SECONDS (like 10/600)");
         let (failures, seconds) = s.split_once('/').ok_or_else(wrong)?;
         let failures: usize = failures.trim().parse().map_err(|_| wrong())?;
         let seconds: u64 = seconds.trim().parse().map_err(|_| wrong())?;
-        if failures == 0 || seconds == 0 {
+        if failures == 0 || !(1..=86_400 * 366).contains(&seconds) {
             return Err(wrong());
         }
         Ok(Limit {
             failures,
             window: Duration::from_secs(seconds),
         })
-    }
-}
-
-/// Failure times per key, for a sliding window.
-struct Failures<K> {
-    limit: Limit,
-    by_key: HashMap<K, VecDeque<Instant>>,
-}
-
-impl<K: Hash + Eq + Clone> Failures<K> {
-    fn new(limit: Limit) -> Self {
-        Failures {
-            limit,
-            by_key: HashMap::new(),
-        }
-    }
-
-    fn forget_old(&mut self, key: &K, now: Instant) {
-        if let Some(times) = self.by_key.get_mut(key) {
-            while times
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= self.limit.window)
-            {
-                times.pop_front();
-            }
-            if times.is_empty() {
-                self.by_key.remove(key);
-            }
-        }
-    }
-
-    /// How long `key` must wait, if it is locked.
-    fn locked_for(&mut self, key: &K, now: Instant) -> Option<Duration> {
-        self.forget_old(key, now);
-        let times = self.by_key.get(key)?;
-        if times.len() < self.limit.failures {
-            return None;
-        }
-        // Unlocked when the oldest failure that counts leaves the window.
-        let oldest = times[times.len() - self.limit.failures];
-        Some(self.limit.window.saturating_sub(now.duration_since(oldest)))
-    }
-
-    fn record(&mut self, key: K, now: Instant) {
-        // Bound memory: an attacker inventing names cannot grow the map without end.
-        if self.by_key.len() > 100_000 {
-            let window = self.limit.window;
-            self.by_key.retain(|_, t| {
-                t.back()
-                    .is_some_and(|last| now.duration_since(*last) < window)
-            });
-        }
-        let times = self.by_key.entry(key).or_default();
-        times.push_back(now);
-        while times.len() > self.limit.failures {
-            times.pop_front();
-        }
     }
 }
 
@@ -109,128 +55,364 @@ impl LoginKey<'_> {
     }
 }
 
-pub struct LoginGuard {
-    accounts: Mutex<Failures<String>>,
-    addresses: Mutex<Failures<IpAddr>>,
+/// Over its budget, an address gets one attempt per this long.
+const PACE: Duration = Duration::from_secs(1);
+/// Entries kept before old ones are swept: an attacker inventing names cannot grow the maps.
+const MAX_ENTRIES: usize = 100_000;
+
+pub(crate) struct LoginGuard {
+    pair: Limit,
+    budget: Limit,
+    state: Mutex<GuardState>,
+    /// Woken when an attempt ends, for attempts waiting on one account and address.
+    ended: Notify,
+}
+
+#[derive(Default)]
+struct GuardState {
+    pairs: HashMap<(String, IpAddr), Pair>,
+    addresses: HashMap<IpAddr, Address>,
+}
+
+#[derive(Default)]
+struct Pair {
+    failures: VecDeque<Instant>,
+    in_flight: usize,
+}
+
+struct Address {
+    failures: VecDeque<Instant>,
+    next_slot: Instant,
+}
+
+/// A password check in progress. `failed` or `succeeded` records its outcome; dropped without
+/// either (the client went away), it counts for nothing.
+pub(crate) struct Attempt<'g> {
+    guard: &'g LoginGuard,
+    key: (String, IpAddr),
+    open: bool,
+}
+
+fn forget_before(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+    while times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= window)
+    {
+        times.pop_front();
+    }
 }
 
 impl LoginGuard {
-    pub fn new(account: Limit, address: Limit) -> LoginGuard {
+    /// At most `pair` failures per account per address, and past `budget` failures from one
+    /// address over all accounts, one attempt a second from it.
+    pub fn new(pair: Limit, budget: Limit) -> LoginGuard {
         LoginGuard {
-            accounts: Mutex::new(Failures::new(account)),
-            addresses: Mutex::new(Failures::new(address)),
+            pair,
+            budget,
+            state: Mutex::new(GuardState::default()),
+            ended: Notify::new(),
         }
     }
 
-    /// Starts a login attempt: refused with how long to wait if the account or address is
-    /// locked out, else counted as a failure at once (before the password is checked), so
-    /// parallel guesses cannot all slip past the check. `succeeded` takes it back.
-    pub fn attempt(&self, login: LoginKey, addr: Option<IpAddr>) -> Result<(), Duration> {
-        let now = Instant::now();
-        let key = login.key();
-        let mut accounts = lock(&self.accounts);
-        let mut addresses = lock(&self.addresses);
-        let account = accounts.locked_for(&key, now);
-        let address = addr.and_then(|a| addresses.locked_for(&a, now));
-        if let Some(wait) = account.into_iter().chain(address).max() {
-            return Err(wait);
-        }
-        accounts.record(key, now);
-        if let Some(a) = addr {
-            addresses.record(a, now);
-        }
-        Ok(())
+    fn lock(&self) -> MutexGuard<'_, GuardState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A successful login clears the account's failures and takes back the address's count
-    /// of this attempt: successful logins never bring an address nearer its ceiling.
-    pub fn succeeded(&self, login: LoginKey, addr: Option<IpAddr>) {
-        lock(&self.accounts).by_key.remove(&login.key());
-        if let Some(a) = addr {
-            let mut addresses = lock(&self.addresses);
-            if let Some(times) = addresses.by_key.get_mut(&a) {
-                times.pop_back();
-                if times.is_empty() {
-                    addresses.by_key.remove(&a);
-                }
+    /// Starts a password check for `login` from `addr`: refused with how long to wait when
+    /// that account is locked for that address. While checks already in flight could lock it,
+    /// this one waits for them rather than being refused, so parallel guesses cannot slip past
+    /// the limit and parallel correct logins are never turned away.
+    pub async fn begin(
+        &self,
+        login: LoginKey<'_>,
+        addr: Option<IpAddr>,
+    ) -> Result<Attempt<'_>, Duration> {
+        let key = (
+            login.key(),
+            addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        );
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.try_begin(&key)? {
+                break;
             }
+            ended.await;
+        }
+        let attempt = Attempt {
+            guard: self,
+            key,
+            open: true,
+        };
+        let wait = self.pace(attempt.key.1);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(attempt)
+    }
+
+    /// `Ok(true)`: counted in flight; `Ok(false)`: wait for one in flight; `Err`: locked.
+    fn try_begin(&self, key: &(String, IpAddr)) -> Result<bool, Duration> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.pairs.len() > MAX_ENTRIES {
+            let window = self.pair.window;
+            state.pairs.retain(|_, p| {
+                p.in_flight > 0
+                    || p.failures
+                        .back()
+                        .is_some_and(|t| now.duration_since(*t) < window)
+            });
+        }
+        let pair = state.pairs.entry(key.clone()).or_default();
+        forget_before(&mut pair.failures, now, self.pair.window);
+        if pair.failures.len() >= self.pair.failures {
+            // Unlocked when the oldest failure that counts leaves the window.
+            let oldest = pair.failures[pair.failures.len() - self.pair.failures];
+            return Err(self.pair.window.saturating_sub(now.duration_since(oldest)));
+        }
+        if pair.failures.len() + pair.in_flight >= self.pair.failures {
+            return Ok(false);
+        }
+        pair.in_flight += 1;
+        Ok(true)
+    }
+
+    /// How long an attempt from `ip` waits first: nothing, unless the address is over its
+    /// failure budget, when attempts are spaced `PACE` apart.
+    fn pace(&self, ip: IpAddr) -> Duration {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let Some(address) = state.addresses.get_mut(&ip) else {
+            return Duration::ZERO;
+        };
+        forget_before(&mut address.failures, now, self.budget.window);
+        if address.failures.len() < self.budget.failures {
+            return Duration::ZERO;
+        }
+        let slot = address.next_slot.max(now);
+        address.next_slot = slot + PACE;
+        slot - now
+    }
+
+    fn end(&self, key: &(String, IpAddr), failed: bool) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if let Some(pair) = state.pairs.get_mut(key) {
+            pair.in_flight = pair.in_flight.saturating_sub(1);
+            match failed {
+                true => pair.failures.push_back(now),
+                false => pair.failures.clear(),
+            }
+        }
+        if failed {
+            if state.addresses.len() > MAX_ENTRIES {
+                let window = self.budget.window;
+                state.addresses.retain(|_, a| {
+                    a.failures
+                        .back()
+                        .is_some_and(|t| now.duration_since(*t) < window)
+                });
+            }
+            let budget = self.budget.failures;
+            let address = state.addresses.entry(key.1).or_insert_with(|| Address {
+                failures: VecDeque::new(),
+                next_slot: now,
+            });
+            address.failures.push_back(now);
+            while address.failures.len() > budget {
+                address.failures.pop_front();
+            }
+        }
+        drop(state);
+        self.ended.notify_waiters();
+    }
+}
+
+impl Attempt<'_> {
+    /// The password was right: this account's failures from this address are forgotten.
+    pub fn succeeded(mut self) {
+        self.open = false;
+        self.guard.end(&self.key, false);
+    }
+
+    /// The password was wrong.
+    pub fn failed(mut self) {
+        self.open = false;
+        self.guard.end(&self.key, true);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let mut state = self.guard.lock();
+            if let Some(pair) = state.pairs.get_mut(&self.key) {
+                pair.in_flight = pair.in_flight.saturating_sub(1);
+            }
+            drop(state);
+            self.guard.ended.notify_waiters();
         }
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// At most `limit` events per address in `window` (sign-ups).
+pub(crate) struct RateLimit {
+    limit: usize,
+    window: Duration,
+    by_ip: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl RateLimit {
+    pub fn new(limit: usize, window: Duration) -> RateLimit {
+        RateLimit {
+            limit,
+            window,
+            by_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one of `ip`'s events now, or says how long until one is free. `give_back` returns
+    /// it (the event did not happen after all).
+    pub fn take(&self, ip: IpAddr) -> Result<Instant, Duration> {
+        let now = Instant::now();
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if by_ip.len() > MAX_ENTRIES {
+            let window = self.window;
+            by_ip.retain(|_, t| {
+                t.back()
+                    .is_some_and(|last| now.duration_since(*last) < window)
+            });
+        }
+        let times = by_ip.entry(ip).or_default();
+        forget_before(times, now, self.window);
+        if times.len() >= self.limit {
+            let oldest = times[times.len() - self.limit];
+            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+        }
+        times.push_back(now);
+        Ok(now)
+    }
+
+    pub fn give_back(&self, ip: IpAddr, taken: Instant) {
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(times) = by_ip.get_mut(&ip) {
+            if let Some(i) = times.iter().position(|t| *t == taken) {
+                times.remove(i);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn guard(account: usize, address: usize) -> LoginGuard {
+    fn guard(pair: usize, budget: usize) -> LoginGuard {
         let window = Duration::from_secs(60);
         LoginGuard::new(
             Limit {
-                failures: account,
+                failures: pair,
                 window,
             },
             Limit {
-                failures: address,
+                failures: budget,
                 window,
             },
         )
     }
 
-    #[test]
-    fn an_account_locks_after_its_failures_and_others_stay_open() {
-        let guard = guard(3, 10);
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let (ava, mike) = (LoginKey::Account(UserId(1)), LoginKey::Account(UserId(2)));
-        for _ in 0..3 {
-            assert!(guard.attempt(ava, Some(ip)).is_ok());
-        }
-        let wait = guard.attempt(ava, Some(ip)).expect_err("locked");
-        assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
-        assert!(
-            guard.attempt(mike, Some(ip)).is_ok(),
-            "other accounts are not locked"
-        );
-        for name in ["a", "b", "c", "d", "e", "f"] {
-            let _ = guard.attempt(LoginKey::Name(name), Some(ip));
-        }
-        assert!(
-            guard.attempt(mike, Some(ip)).is_err(),
-            "the address ceiling applies"
-        );
-        assert!(guard
-            .attempt(mike, Some("10.0.0.2".parse().unwrap()))
-            .is_ok());
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
     }
 
-    #[test]
-    fn unknown_names_count_as_typed_ignoring_case_and_spaces() {
-        let five = Limit::parse("5/300").unwrap();
-        let guard = LoginGuard::new(five, Limit::parse("100/300").unwrap());
-        for spelling in ["x", " X", "x ", "X", "x"] {
-            assert!(guard.attempt(LoginKey::Name(spelling), None).is_ok());
-        }
-        assert!(guard.attempt(LoginKey::Name("X"), None).is_err());
-        assert!(guard.attempt(LoginKey::Name("y"), None).is_ok());
-    }
-
-    #[test]
-    fn success_clears_the_account_and_does_not_count_for_the_address() {
-        let guard = guard(2, 2);
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+    #[tokio::test]
+    async fn an_account_locks_for_the_failing_address_only() {
+        let guard = guard(3, 100);
         let ava = LoginKey::Account(UserId(1));
-        for _ in 0..10 {
-            assert!(guard.attempt(ava, Some(ip)).is_ok());
-            guard.succeeded(ava, Some(ip));
+        for _ in 0..3 {
+            guard.begin(ava, ip("10.0.0.1")).await.unwrap().failed();
         }
-        assert!(guard.attempt(ava, Some(ip)).is_ok());
-        assert!(guard.attempt(ava, Some(ip)).is_ok());
+        let wait = guard
+            .begin(ava, ip("10.0.0.1"))
+            .await
+            .err()
+            .expect("locked");
+        assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
+        let elsewhere = guard.begin(ava, ip("10.0.0.2")).await;
+        assert!(elsewhere.is_ok(), "another address is not locked out");
+        let mike = guard
+            .begin(LoginKey::Account(UserId(2)), ip("10.0.0.1"))
+            .await;
         assert!(
-            guard.attempt(ava, Some(ip)).is_err(),
-            "two failures lock it"
+            mike.is_ok(),
+            "another account from the same address is not locked"
         );
+    }
+
+    #[tokio::test]
+    async fn success_forgets_the_failures_and_abandoned_attempts_count_for_nothing() {
+        let guard = guard(2, 100);
+        let ava = LoginKey::Account(UserId(1));
+        guard.begin(ava, ip("10.0.0.1")).await.unwrap().failed();
+        guard.begin(ava, ip("10.0.0.1")).await.unwrap().succeeded();
+        drop(guard.begin(ava, ip("10.0.0.1")).await.unwrap());
+        guard.begin(ava, ip("10.0.0.1")).await.unwrap().failed();
+        assert!(
+            guard.begin(ava, ip("10.0.0.1")).await.is_ok(),
+            "one failure since"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_names_count_as_typed_ignoring_case_and_spaces() {
+        let guard = guard(5, 100);
+        for spelling in ["x", " X", "x ", "X", "x"] {
+            guard
+                .begin(LoginKey::Name(spelling), None)
+                .await
+                .unwrap()
+                .failed();
+        }
+        assert!(guard.begin(LoginKey::Name("X"), None).await.is_err());
+        assert!(guard.begin(LoginKey::Name("y"), None).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_address_over_its_budget_is_paced_not_refused() {
+        let guard = guard(100, 2);
+        for n in 0..2 {
+            guard
+                .begin(LoginKey::Account(UserId(n)), ip("10.0.0.1"))
+                .await
+                .unwrap()
+                .failed();
+        }
+        assert!(
+            guard.pace("10.0.0.1".parse().unwrap()).is_zero(),
+            "the first slot is now"
+        );
+        let next = guard.pace("10.0.0.1".parse().unwrap());
+        assert!(
+            next > Duration::from_millis(900),
+            "then one a second: {next:?}"
+        );
+        assert!(
+            guard.pace("10.0.0.2".parse().unwrap()).is_zero(),
+            "others are not slowed"
+        );
+    }
+
+    #[test]
+    fn sign_ups_are_limited_per_address_and_a_failed_one_is_given_back() {
+        let rate = RateLimit::new(2, Duration::from_secs(60));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let first = rate.take(a).unwrap();
+        rate.take(a).unwrap();
+        assert!(rate.take(a).is_err());
+        rate.give_back(a, first);
+        assert!(rate.take(a).is_ok());
+        assert!(rate.take("10.0.0.2".parse().unwrap()).is_ok());
     }
 }

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub deliveries: Counter,
     pub lagged: Counter,
     pub slow_closed: Counter,
+    pub connections_refused: Counter,
+    pub connections_timed_out: Counter,
     pub pool_wait_seconds: Histogram,
     pub write_batch_size: Histogram,
     pub commit_seconds: Histogram,
@@ -58,6 +60,8 @@ impl Metrics {
             deliveries: Counter::default(),
             lagged: Counter::default(),
             slow_closed: Counter::default(),
+            connections_refused: Counter::default(),
+            connections_timed_out: Counter::default(),
             pool_wait_seconds: latency_histogram(),
             write_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             commit_seconds: latency_histogram(),
@@ -69,6 +73,16 @@ impl Metrics {
     }
 
     fn register_all(&self, registry: &mut Registry) {
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because a connection bound was reached",
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "Connections closed because their client took too long (headers, body or idle)",
+            self.connections_timed_out.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",

@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::metrics::Metrics;
+use crate::net::{Budget, Hosts};
 use crate::service::Service;
 
 pub(crate) struct AppState {
@@ -15,6 +16,10 @@ pub(crate) struct AppState {
     pub service: Service,
     pub metrics: Arc<Metrics>,
     pub cors: Cors,
+    /// The names a request's Host may give.
+    pub hosts: Hosts,
+    /// Connections held, in all and per address.
+    pub budget: Arc<Budget>,
     /// Cancelled when the server stops: every loop selects on it.
     pub shutdown: CancellationToken,
     /// Every socket task, so shutdown can wait for their close frames.

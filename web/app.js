@@ -656,12 +656,37 @@
     }
   });
 
-  // The hints fill the form with a seeded account.
-  document.querySelectorAll('[data-fill]').forEach((b) => b.addEventListener('click', () => {
-    $('login-username').value = b.dataset.fill;
-    $('login-password').value = 'password';
-    $('login-submit').focus();
-  }));
+  // The server names its seeded accounts only to a browser on its own machine: a hint that
+  // fills the form with one.
+  async function showHint() {
+    let welcome;
+    try { welcome = await request('GET', '/v1/welcome'); } catch { return; }
+    const accounts = welcome.demo_accounts || [];
+    const hint = $('login-hint');
+    hint.replaceChildren();
+    if (!accounts.length) { hint.hidden = true; return; }
+    hint.append('Try the seeded accounts ');
+    accounts.forEach((a, i) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'link';
+      b.textContent = a.username;
+      b.addEventListener('click', () => {
+        $('login-username').value = a.username;
+        $('login-password').value = a.password;
+        $('login-submit').focus();
+      });
+      if (i > 0) hint.append(i === accounts.length - 1 ? ' or ' : ', ');
+      hint.append(b);
+    });
+    const same = accounts.every((a) => a.password === accounts[0].password);
+    if (same) {
+      const code = document.createElement('code');
+      code.textContent = accounts[0].password;
+      hint.append(', password ', code, '.');
+    } else hint.append('.');
+    hint.hidden = false;
+  }
 
   async function start() {
     $('login-view').hidden = true;
@@ -691,6 +716,7 @@
     $('login-view').hidden = false;
     showLoginError(message || '');
     $('login-username').focus();
+    showHint();
   }
 
   $('logout').addEventListener('click', () => {
@@ -702,5 +728,5 @@
   wide.addEventListener('change', () => { if (open) showChat(true); });
 
   if (session?.token && session.user) start();
-  else { session = null; $('login-username').focus(); }
+  else { session = null; $('login-username').focus(); showHint(); }
 })();

@@ -69,10 +69,14 @@ pub(super) fn seed(db: &Path, file: Option<&Path>, hashing: HashArgs) -> Result<
 }
 
 pub(super) fn token(db: &Path, username: &str, tokens: &TokenArgs) -> Result<()> {
-    let configured = tokens.jwt_secret.as_deref();
-    let (user, secret) =
+    let configured = tokens
+        .secret()
+        .map_err(|e| Error::invalid("invalid_secret", e))?;
+    let configured = configured.as_deref();
+    let (user, epoch, secret) =
         Admin::open(db)?.token_subject(username, configured, auth::generate_secret())?;
-    let token = Keys::new(secret.as_bytes(), tokens.access_ttl).issue(user)?;
+    // An operator's token belongs to no session: only a new password or expiry ends it.
+    let token = Keys::new(secret.as_bytes(), tokens.access_ttl).issue(user, None, epoch)?;
     println!("{token}");
     Ok(())
 }

@@ -138,6 +138,15 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn serve(config: Config) -> Result<()> {
+    if std::env::args().any(|a| a == "--jwt-secret" || a.starts_with("--jwt-secret=")) {
+        tracing::warn!(
+            "--jwt-secret on the command line shows in the process list; \
+             use --jwt-secret-file (or CHATSERVER_JWT_SECRET) instead"
+        );
+    }
+    if let Some(limit) = crate::net::raise_open_files_limit() {
+        tracing::debug!(limit, "open-files limit");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Blocking work is SQLite reads (16 pooled connections) and bcrypt (a few permits):

@@ -8,13 +8,24 @@ use warp::reply::Response;
 use super::{json, no_content, ErrorBody, Request, Routes};
 use crate::error::{Error, Result};
 use crate::model::UserId;
-use crate::service::Session;
+use crate::service::{Session, Welcome};
 
 pub(super) fn routes(r: &mut Routes) {
     r.add(__path_login, login)
         .add(__path_refresh, refresh)
         .add(__path_logout, logout)
-        .add(__path_test_auth, test_auth);
+        .add(__path_test_auth, test_auth)
+        .add(__path_welcome, welcome);
+}
+
+/// What the login page shows: whether registration is open, and (to a browser on the server's
+/// own machine only) the seeded accounts while they exist.
+#[utoipa::path(get, path = "/v1/welcome", tag = "auth", responses(
+    (status = 200, body = Welcome),
+))]
+async fn welcome(req: Request) -> Result<Response> {
+    let addr = req.peer().map(|p| p.ip());
+    json(&req.service().welcome(addr).await?, StatusCode::OK)
 }
 
 #[derive(Serialize, ToSchema)]

@@ -23,6 +23,7 @@ fn status(err: &Error) -> StatusCode {
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Limit { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -30,6 +31,13 @@ fn status(err: &Error) -> StatusCode {
 
 pub(crate) fn response(err: &Error) -> Response {
     let mut res = with_status(status(err), err.code(), &err.public_message());
+    if let Error::TimedOut(_) = err {
+        // The rest of the body may never come: do not wait for it to reuse the connection.
+        res.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     if let Error::Limit {
         retry_after: Some(seconds),
         ..

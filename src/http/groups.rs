@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use utoipa::ToSchema;
-use warp::http::StatusCode;
+use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 
 use super::{json, no_content, ErrorBody, Request, Routes};
@@ -48,16 +48,37 @@ async fn create(mut req: Request) -> Result<Response> {
     json(&group, StatusCode::CREATED)
 }
 
-/// The caller's conversations (groups and direct chats), latest activity first.
-#[utoipa::path(get, path = "/v1/groups", tag = "groups", security(("bearer" = [])), responses(
-    (status = 200, body = Vec<GroupSummary>),
-    (status = 401, body = ErrorBody),
-))]
+/// The caller's conversations (groups and direct chats), latest activity first, a page at a
+/// time: `X-Has-More` says whether more follow, and `X-Next-Before` is the `before` of the next
+/// page.
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "1–1000, default 200"),
+        ("before" = Option<String>, Query, description = "Only conversations after this cursor (X-Next-Before)"),
+    ),
+    responses(
+        (status = 200, body = Vec<GroupSummary>, headers(
+            ("X-Has-More" = String, description = "true when more conversations follow"),
+            ("X-Next-Before" = String, description = "The cursor of the next page, when there is one"),
+        )),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ))]
 async fn list(req: Request) -> Result<Response> {
-    json(
-        &req.service().conversations(req.user()?).await?,
-        StatusCode::OK,
-    )
+    let q = req.query()?;
+    let limit = q.number("limit", "invalid_limit")?;
+    let (page, next) = req
+        .service()
+        .conversations(req.user()?, q.text("before"), limit)
+        .await?;
+    let mut res = json(&page, StatusCode::OK)?;
+    let h = res.headers_mut();
+    let more = if next.is_some() { "true" } else { "false" };
+    h.insert("x-has-more", HeaderValue::from_static(more));
+    if let Some(cursor) = next.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert("x-next-before", cursor);
+    }
+    Ok(res)
 }
 
 /// A conversation with its members.

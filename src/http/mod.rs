@@ -25,7 +25,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Buf, Filter, Reply};
 
-pub(crate) use error::{response as error_response, ErrorBody};
+pub(crate) use error::{response as error_response, with_status as error_with_status, ErrorBody};
 pub(crate) use request::Request;
 pub use router::RouteInfo;
 pub(crate) use router::{RouteName, Router, Routes};
@@ -57,6 +57,10 @@ pub(crate) fn metrics_router() -> Arc<Router> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PeerAddr(pub SocketAddr);
 
+/// Keeps the connection's place in the server's connection budget while it is held: by the
+/// connection, and after an upgrade by the socket's task.
+pub(crate) type ConnHold = Arc<dyn std::any::Any + Send + Sync>;
+
 /// The connection's upgrade handle, put in the request's extensions by `net` (hyper's own
 /// handle is not `Clone`, which warp's extension filters need).
 #[derive(Clone, Default)]
@@ -80,6 +84,7 @@ pub(crate) fn filter(router: Arc<Router>, state: Arc<AppState>) -> BoxedFilter<(
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<PeerAddr>())
         .and(warp::ext::optional::<UpgradeSlot>())
+        .and(warp::ext::optional::<ConnHold>())
         .and(warp::body::stream())
         .then(
             move |method,
@@ -88,6 +93,7 @@ pub(crate) fn filter(router: Arc<Router>, state: Arc<AppState>) -> BoxedFilter<(
                   headers,
                   peer: Option<PeerAddr>,
                   slot: Option<UpgradeSlot>,
+                  hold: Option<ConnHold>,
                   body| {
                 let body =
                     futures_util::stream::StreamExt::map(body, |chunk: Result<_, warp::Error>| {
@@ -97,16 +103,16 @@ pub(crate) fn filter(router: Arc<Router>, state: Arc<AppState>) -> BoxedFilter<(
                         })
                     })
                     .boxed();
-                let req = Request::new(
-                    Arc::clone(&state),
+                let parts = request::Parts {
                     method,
-                    path.as_str().to_string(),
+                    path: path.as_str().to_string(),
                     query,
                     headers,
-                    peer.map(|p| p.0),
-                    slot.and_then(|s| s.take()),
-                    body,
-                );
+                    peer: peer.map(|p| p.0),
+                    upgrade: slot.and_then(|s| s.take()),
+                    hold,
+                };
+                let req = Request::new(Arc::clone(&state), parts, body);
                 Arc::clone(&router).dispatch(req)
             },
         )

@@ -66,8 +66,20 @@ async fn docs(_req: Request) -> Result<Response> {
 /// Prometheus metrics in the text exposition format (here unless `--metrics-addr` moves them).
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses(
     (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
+    (status = 403, description = "On a network address, from another machine", body = ErrorBody),
 ))]
 async fn metrics(req: Request) -> Result<Response> {
+    // On a class network the counters are the operator's: served on the main address, they
+    // answer only this machine (a listener of their own, --metrics-addr, is the operator's
+    // choice).
+    let config = &req.state.config;
+    let on_main = config.metrics_addr.is_none();
+    let local = req.peer().is_some_and(|p| p.ip().is_loopback());
+    if on_main && !config.addr.ip().is_loopback() && !local {
+        return Err(Error::forbidden(
+            "/metrics answers only the server's own machine; give it --metrics-addr to serve it elsewhere",
+        ));
+    }
     let res = Response::new(req.state.metrics.render().into());
     Ok(with_type(
         res,

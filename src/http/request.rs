@@ -14,12 +14,24 @@ use serde::de::DeserializeOwned;
 use warp::http::{header, HeaderMap, Method};
 
 use super::router::Router;
+use super::ConnHold;
 use crate::auth::{bearer, AuthUser};
 use crate::error::{Error, Result};
 use crate::service::Service;
 use crate::state::AppState;
 
 pub(crate) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
+
+/// What the connection knows of a request before it is routed.
+pub(crate) struct Parts {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub peer: Option<SocketAddr>,
+    pub upgrade: Option<OnUpgrade>,
+    pub hold: Option<ConnHold>,
+}
 
 pub(crate) struct Request {
     pub state: Arc<AppState>,
@@ -29,6 +41,7 @@ pub(crate) struct Request {
     query: Option<String>,
     peer: Option<SocketAddr>,
     upgrade: Option<OnUpgrade>,
+    hold: Option<ConnHold>,
     body: Option<Body>,
     ids: Vec<(Arc<str>, i64)>,
     user: Option<AuthUser>,
@@ -41,25 +54,16 @@ pub(crate) struct Request {
 const DRAIN_LIMIT: u64 = 1024 * 1024;
 
 impl Request {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        state: Arc<AppState>,
-        method: Method,
-        path: String,
-        query: Option<String>,
-        headers: HeaderMap,
-        peer: Option<SocketAddr>,
-        upgrade: Option<OnUpgrade>,
-        body: Body,
-    ) -> Request {
+    pub fn new(state: Arc<AppState>, parts: Parts, body: Body) -> Request {
         Request {
             state,
-            method,
-            headers,
-            path,
-            query,
-            peer,
-            upgrade,
+            method: parts.method,
+            headers: parts.headers,
+            path: parts.path,
+            query: parts.query,
+            peer: parts.peer,
+            upgrade: parts.upgrade,
+            hold: parts.hold,
             body: Some(body),
             ids: Vec::new(),
             user: None,
@@ -125,6 +129,11 @@ impl Request {
         self.upgrade.take()
     }
 
+    /// The connection's place in the connection budget, for a socket that outlives the request.
+    pub fn take_hold(&mut self) -> Option<ConnHold> {
+        self.hold.take()
+    }
+
     /// The query string as name → value (empty when there is none).
     pub fn query(&self) -> Result<Query> {
         match &self.query {
@@ -144,9 +153,21 @@ impl Request {
         parse_json(&bytes)
     }
 
-    /// The body, at most `limit` bytes: a larger declared length is refused before anything is
-    /// read, and a chunked body is refused as soon as it passes the limit.
+    /// The body, at most `limit` bytes, arriving within the body timeout.
     async fn bytes(&mut self, limit: usize) -> Result<Vec<u8>> {
+        let allowed = self.state.config.net.body_timeout;
+        tokio::time::timeout(allowed, self.read_body(limit))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::TimedOut(format!(
+                    "the request body did not arrive within {allowed:?}"
+                )))
+            })
+    }
+
+    /// A larger declared length than `limit` is refused before anything is read, and a
+    /// chunked body as soon as it passes the limit.
+    async fn read_body(&mut self, limit: usize) -> Result<Vec<u8>> {
         let too_large = || Error::TooLarge(format!("request body is larger than {limit} bytes"));
         let mut body = self
             .body

@@ -134,6 +134,16 @@ fn split_path(path: &str) -> impl Iterator<Item = &str> {
     rest.split('/').filter(move |_| !rest.is_empty())
 }
 
+/// An id as the API writes it: decimal digits, no sign, no leading zero (`/groups/01` and
+/// `/groups/+1` name no group).
+fn plain_decimal(part: &str) -> Option<i64> {
+    let digits = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (part.len() > 1 && part.starts_with('0')) {
+        return None;
+    }
+    part.parse().ok()
+}
+
 impl Route {
     /// The path's ids by name if `path` matches this route's template.
     fn matches(&self, path: &str) -> Option<Vec<(Arc<str>, i64)>> {
@@ -144,7 +154,7 @@ impl Route {
             match segment {
                 Segment::Literal(literal) if literal == part => {}
                 Segment::Literal(_) => return None,
-                Segment::Id(name) => ids.push((Arc::clone(name), part.parse().ok()?)),
+                Segment::Id(name) => ids.push((Arc::clone(name), plain_decimal(part)?)),
             }
         }
         given.next().is_none().then_some(ids)
@@ -274,6 +284,11 @@ mod tests {
         assert!(r.matches("/v1/groups/3/members").is_none());
         assert!(r.matches("/v1/groups/3/members/7/8").is_none());
         assert!(r.matches("/v1/groups//members/7").is_none());
+        for odd in ["01", "+1", "-1", "1e3", " 1", "99999999999999999999"] {
+            let path = format!("/v1/groups/{odd}/members/7");
+            assert!(r.matches(&path).is_none(), "{path} matched");
+        }
+        assert!(r.matches("/v1/groups/0/members/7").is_some());
         let root = route("/");
         assert!(root.matches("/").is_some());
         assert!(root.matches("//").is_none());

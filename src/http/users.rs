@@ -16,7 +16,10 @@ pub(super) fn routes(r: &mut Routes) {
         .add(__path_update_me, update_me)
         .add(__path_change_password, change_password)
         .add(__path_list, list)
-        .add(__path_one, one);
+        .add(__path_one, one)
+        .add(__path_block, block)
+        .add(__path_unblock, unblock)
+        .add(__path_blocks, blocks);
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -36,9 +39,10 @@ struct RegisterBody {
 ))]
 async fn register(mut req: Request) -> Result<Response> {
     let body: RegisterBody = req.json().await?;
+    let addr = req.peer().map(|p| p.ip());
     let profile = req
         .service()
-        .register(&body.username, &body.email, &body.password)
+        .register(&body.username, &body.email, &body.password, addr)
         .await?;
     json(&profile, StatusCode::CREATED)
 }
@@ -142,8 +146,48 @@ struct PasswordBody {
 async fn change_password(mut req: Request) -> Result<Response> {
     let user = req.user()?;
     let body: PasswordBody = req.json().await?;
+    let addr = req.peer().map(|p| p.ip());
     req.service()
-        .change_password(user, &body.current_password, &body.new_password)
+        .change_password(user, &body.current_password, &body.new_password, addr)
         .await?;
     no_content()
+}
+
+/// Blocks a user: they can no longer add you to a group, nor open or write a direct chat with
+/// you (403 `blocked`).
+#[utoipa::path(put, path = "/v1/me/blocks/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("user_id" = i64, Path)),
+    responses(
+        (status = 204, description = "Blocked (or already)"),
+        (status = 400, description = "Yourself", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn block(req: Request) -> Result<Response> {
+    req.service().block(req.user()?, req.id("user_id")?).await?;
+    no_content()
+}
+
+/// Lifts a block.
+#[utoipa::path(delete, path = "/v1/me/blocks/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("user_id" = i64, Path)),
+    responses(
+        (status = 204, description = "Not blocked (any more)"),
+        (status = 401, body = ErrorBody),
+    ))]
+async fn unblock(req: Request) -> Result<Response> {
+    req.service()
+        .unblock(req.user()?, req.id("user_id")?)
+        .await?;
+    no_content()
+}
+
+/// Whom the caller has blocked.
+#[utoipa::path(get, path = "/v1/me/blocks", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<PublicUser>),
+        (status = 401, body = ErrorBody),
+    ))]
+async fn blocks(req: Request) -> Result<Response> {
+    json(&req.service().blocks(req.user()?).await?, StatusCode::OK)
 }

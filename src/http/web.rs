@@ -9,7 +9,9 @@ use crate::error::Result;
 pub(super) fn routes(r: &mut Routes) {
     r.add(__path_index, index)
         .add(__path_app_js, app_js)
-        .add(__path_style_css, style_css);
+        .add(__path_style_css, style_css)
+        .add(__path_docs_js, docs_js)
+        .add(__path_docs_css, docs_css);
 }
 
 fn file(body: &'static str, content_type: &'static str) -> Result<Response> {
@@ -54,6 +56,26 @@ async fn app_js(_req: Request) -> Result<Response> {
 async fn style_css(_req: Request) -> Result<Response> {
     file(
         include_str!("../../web/style.css"),
+        "text/css; charset=utf-8",
+    )
+}
+
+#[utoipa::path(get, path = "/docs.js", tag = "web", responses(
+    (status = 200, description = "The API page's renderer", content_type = "text/javascript"),
+))]
+async fn docs_js(_req: Request) -> Result<Response> {
+    file(
+        include_str!("../../web/docs.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+#[utoipa::path(get, path = "/docs.css", tag = "web", responses(
+    (status = 200, description = "The API page's styles", content_type = "text/css"),
+))]
+async fn docs_css(_req: Request) -> Result<Response> {
+    file(
+        include_str!("../../web/docs.css"),
         "text/css; charset=utf-8",
     )
 }

@@ -9,6 +9,6 @@ pub use records::{
     Group, GroupSummary, GroupWithMembers, Kind, Member, Message, Peer, Profile, PublicUser, Role,
 };
 pub use text::{
-    page_limit, AvatarUrl, ClientId, Content, DisplayName, Email, GroupName, Password, PublicKey,
-    Username,
+    page_limit, search_text, AvatarUrl, ClientId, Content, DisplayName, Email, GroupName, Password,
+    PublicKey, Username,
 };

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::{
     Group, GroupId, GroupName, GroupSummary, GroupWithMembers, Member, MessageId, Role, UserId,
 };
+use crate::store::Activity;
 
 impl Service {
     /// A new group; the caller is its owner and a member.
@@ -19,9 +20,30 @@ impl Service {
         self.store.create_group(user.id, name, members).await
     }
 
-    /// The caller's conversations (groups and direct chats), latest activity first.
-    pub async fn conversations(&self, user: AuthUser) -> Result<Vec<GroupSummary>> {
-        self.store.conversations(user.id).await
+    /// A page of the caller's conversations (groups and direct chats), latest activity
+    /// first, and the `before` cursor of the next page if there is one.
+    pub async fn conversations(
+        &self,
+        user: AuthUser,
+        before: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<GroupSummary>, Option<String>)> {
+        let before = match before {
+            None => None,
+            Some(text) => Some(Activity::parse(text).ok_or_else(|| {
+                Error::invalid(
+                    "invalid_query",
+                    "before must be a cursor from X-Next-Before",
+                )
+            })?),
+        };
+        let limit = match limit {
+            None => 200,
+            Some(n @ 1..=1000) => n as usize,
+            Some(_) => return Err(Error::invalid("invalid_limit", "limit must be 1–1000")),
+        };
+        let (page, next) = self.store.conversations(user.id, before, limit).await?;
+        Ok((page, next.map(|a| a.to_string())))
     }
 
     /// A conversation with its members, each marked online or not.

@@ -1,12 +1,19 @@
 //! Messages: sending (over HTTP and the socket alike), editing, deleting, reading history,
 //! searching, and typing.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 use super::conversations::other_user;
 use super::Service;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
-use crate::model::{page_limit, ClientId, Content, GroupId, Message, MessageId, UserId};
+use crate::model::{
+    page_limit, search_text, ClientId, Content, GroupId, Message, MessageId, UserId,
+};
 use crate::protocol::ServerFrame;
 use crate::store::{Page, Pending, Sent};
 
@@ -25,6 +32,75 @@ impl PageQuery {
             after: self.after,
             limit: page_limit(self.limit)?,
         })
+    }
+}
+
+/// Searches running: at most `PER_USER` per user (more are refused), and at most half the
+/// read pool's connections in all (more wait), so searches never keep other reads waiting.
+pub(super) struct Searches {
+    running: Mutex<HashMap<UserId, usize>>,
+    all: Semaphore,
+}
+
+const PER_USER: usize = 2;
+
+impl Default for Searches {
+    fn default() -> Searches {
+        Searches {
+            running: Mutex::default(),
+            all: Semaphore::new(crate::store::READ_POOL / 2),
+        }
+    }
+}
+
+/// A running search's place; given back when dropped.
+pub(super) struct Turn<'a> {
+    searches: &'a Searches,
+    user: UserId,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Searches {
+    async fn start(&self, user: UserId) -> Result<Turn<'_>> {
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            let mine = running.entry(user).or_insert(0);
+            if *mine >= PER_USER {
+                return Err(Error::limit(
+                    format!("at most {PER_USER} searches at a time; wait for one to finish"),
+                    Some(1),
+                ));
+            }
+            *mine += 1;
+        }
+        let turn = |permit| Turn {
+            searches: self,
+            user,
+            _permit: permit,
+        };
+        match self.all.acquire().await {
+            Ok(permit) => Ok(turn(permit)),
+            Err(_) => {
+                self.finish(user);
+                Err(Error::unavailable("the server is stopping"))
+            }
+        }
+    }
+
+    fn finish(&self, user: UserId) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = running.get_mut(&user) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&user);
+            }
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.searches.finish(self.user);
     }
 }
 
@@ -105,16 +181,12 @@ impl Service {
         group: Option<GroupId>,
         limit: Option<u32>,
     ) -> Result<Vec<Message>> {
-        let query = query.trim();
-        if query.is_empty() {
-            return Err(Error::invalid(
-                "invalid_query",
-                "give the words to search for in q",
-            ));
-        }
+        let query = search_text(query)?.to_string();
         let limit = page_limit(limit)?;
+        let _turn = self.searches.start(user.id).await?;
+        let budget = self.config.search_timeout;
         self.store
-            .search_messages(user.id, query.to_string(), group, limit)
+            .search_messages(user.id, query, group, limit, budget)
             .await
     }
 

@@ -3,20 +3,22 @@
 //! edges (`http`, `ws`) only parse, call a service and answer; no service knows HTTP or SQL.
 
 mod accounts;
+mod blocks;
 mod conversations;
 mod messages;
 mod presence;
 mod users;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-pub(crate) use accounts::{ProfileEdit, Session};
+pub(crate) use accounts::{ProfileEdit, Session, Welcome};
 pub(crate) use messages::PageQuery;
 
 use crate::auth::{Accounts, Keys, Passwords};
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::limits::LoginGuard;
+use crate::hub::{Control, Hub, Outbound};
+use crate::limits::{LoginGuard, RateLimit};
 use crate::store::Store;
 
 /// The chat itself: the store, the hub and the keys, shared by every request and socket.
@@ -27,6 +29,8 @@ pub(crate) struct Service {
     passwords: Passwords,
     accounts: Accounts,
     login_guard: LoginGuard,
+    signups: RateLimit,
+    searches: messages::Searches,
     config: Config,
 }
 
@@ -41,7 +45,9 @@ impl Service {
         Service {
             keys: Keys::new(secret.as_bytes(), config.tokens.access_ttl),
             passwords: Passwords::new(config.hashing.bcrypt_cost),
-            login_guard: LoginGuard::new(config.account_login_limit, config.address_login_limit),
+            login_guard: LoginGuard::new(config.login_limit, config.address_failure_budget),
+            signups: RateLimit::new(config.register_rate, Duration::from_secs(3600)),
+            searches: messages::Searches::default(),
             accounts,
             store,
             hub,
@@ -49,30 +55,37 @@ impl Service {
         }
     }
 
-    /// Notices accounts deleted by the command line (another process): their tokens stop
-    /// working and their sockets close. Called about once a second.
-    pub async fn forget_deleted_accounts(&self) {
+    /// Notices what the command line (another process) changed: deleted accounts' sockets
+    /// close, and so do the sockets of accounts whose password it set. Called about once a
+    /// second.
+    pub async fn follow_account_changes(&self) {
         match self.accounts.refresh(&self.store).await {
-            Ok(gone) => {
-                for user in gone {
+            Ok(changed) => {
+                for user in changed.gone {
                     tracing::info!(%user, "account deleted; closing its sockets");
-                    self.hub.publish(crate::hub::Outbound::User(
-                        user,
-                        crate::hub::Control::AccountClosed,
-                    ));
+                    self.hub
+                        .publish(Outbound::User(user, Control::AccountClosed));
+                }
+                for (user, epoch) in changed.signed_out {
+                    tracing::info!(%user, "password set by the operator; closing its sockets");
+                    self.hub
+                        .publish(Outbound::User(user, Control::SessionsEnded { epoch }));
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "checking for deleted accounts"),
+            Err(e) => tracing::warn!(error = %e, "checking for changed accounts"),
         }
     }
 
-    /// Forgets refresh tokens that can never be presented again. Called about once an hour.
-    pub async fn purge_expired_tokens(&self) {
+    /// Forgets refresh tokens and ended sessions that can never be presented again. Called
+    /// about once an hour.
+    pub async fn purge_expired_sessions(&self) {
         let now = crate::auth::unix_now() as i64;
-        match self.store.purge_expired_refresh(now).await {
+        let ended_before = now - self.config.tokens.access_ttl.as_secs() as i64 - 60;
+        self.accounts.forget_old_sessions();
+        match self.store.purge_expired_sessions(now, ended_before).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "expired refresh tokens purged"),
-            Err(e) => tracing::warn!(error = %e, "purging expired refresh tokens"),
+            Ok(n) => tracing::info!(purged = n, "expired refresh tokens and sessions purged"),
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions"),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::seed::{self, Hasher, Report, SeedFile};
-use super::{settings, sqlite, tokens, users};
+use super::{settings, sqlite, users};
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
 use crate::model::{Email, Profile, UserId, Username};
@@ -52,12 +52,14 @@ impl Admin {
         users::list_all(&self.conn)
     }
 
-    /// Sets a user's password and signs them out of every session.
+    /// Sets a user's password and ends every session of theirs (a running server notices
+    /// within a second).
     pub fn set_password(&mut self, username: &str, hash: &str) -> Result<()> {
         self.in_transaction(|c| {
             let user = find_user(c, username)?;
             users::set_password(c, user, hash)?;
-            tokens::revoke_all(c, user)
+            users::end_all_sessions(c, user)?;
+            users::count_change(c)
         })
     }
 
@@ -68,17 +70,26 @@ impl Admin {
         })
     }
 
-    /// The user named `username`, and the secret their tokens are signed with: `configured`,
-    /// or the one kept in the database (`generated` when there is none yet).
+    /// The user named `username`, their session epoch, and the secret their tokens are signed
+    /// with: `configured`, or the one kept in the database (`generated` when there is none yet).
     pub fn token_subject(
         &mut self,
         username: &str,
         configured: Option<&str>,
         generated: String,
-    ) -> Result<(UserId, String)> {
+    ) -> Result<(UserId, i64, String)> {
         self.in_transaction(|c| {
             let user = find_user(c, username)?;
-            Ok((user, settings::jwt_secret(c, configured, || generated)?))
+            let epoch = c.query_row(
+                "SELECT session_epoch FROM users WHERE id = ?1",
+                [user],
+                |r| r.get(0),
+            )?;
+            Ok((
+                user,
+                epoch,
+                settings::jwt_secret(c, configured, || generated)?,
+            ))
         })
     }
 
@@ -98,6 +109,10 @@ impl Admin {
             )));
         }
         let conn = sqlite::open_connection(path, SyncMode::Full)?;
+        // Created empty and private first: VACUUM INTO fills an empty file, and the copy holds
+        // the signing secret and the password hashes.
+        super::files::create_private(file)
+            .map_err(|e| Error::unavailable(format!("cannot create {}: {e}", file.display())))?;
         let target = file
             .to_str()
             .ok_or_else(|| Error::invalid("invalid_path", "the backup path must be valid UTF-8"))?;

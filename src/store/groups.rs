@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::members::{self, role_of};
-use super::{messages, users, written, Pending, Store, Written};
+use super::{blocks, messages, users, written, Caps, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
 use crate::model::{
@@ -22,7 +22,8 @@ impl Store {
         name: GroupName,
         member_ids: Vec<UserId>,
     ) -> Pending<Group> {
-        self.write(move |c| create(c, owner, &name, &member_ids))
+        let caps = self.caps;
+        self.write(move |c| create(c, caps, owner, &name, &member_ids))
     }
 
     pub async fn group(&self, group: GroupId, user: UserId) -> Result<GroupWithMembers> {
@@ -39,10 +40,29 @@ impl Store {
         .await
     }
 
-    /// The caller's conversations, most recent activity first, with their last message and
-    /// how many messages from others arrived after the caller's read marker.
-    pub async fn conversations(&self, user: UserId) -> Result<Vec<GroupSummary>> {
-        self.read(move |c| list_for(c, user)).await
+    /// A page of the caller's conversations, most recent activity first, each with its last
+    /// message and how many messages from others arrived after the caller's read marker; and
+    /// the cursor of the next page, if there is one.
+    pub async fn conversations(
+        &self,
+        user: UserId,
+        before: Option<Activity>,
+        limit: usize,
+    ) -> Result<(Vec<GroupSummary>, Option<Activity>)> {
+        self.read(move |c| {
+            let all = list_for(c, user)?;
+            let mut page: Vec<GroupSummary> = all
+                .into_iter()
+                .filter(|s| before.as_ref().is_none_or(|b| Activity::of(s) < *b))
+                .take(limit + 1)
+                .collect();
+            let next = (page.len() > limit).then(|| {
+                page.truncate(limit);
+                page.last().map(Activity::of)
+            });
+            Ok((page, next.flatten()))
+        })
+        .await
     }
 
     pub fn rename_group(&self, group: GroupId, user: UserId, name: GroupName) -> Pending<Group> {
@@ -65,7 +85,50 @@ impl Store {
 
     /// Gets or creates the one direct conversation of `me` and `other`; `true` when created.
     pub fn direct(&self, me: UserId, other: UserId) -> Pending<(Group, bool)> {
-        self.write(move |c| direct(c, me, other))
+        let caps = self.caps;
+        self.write(move |c| direct(c, caps, me, other))
+    }
+}
+
+/// Where a conversation stands in the list: its last message's time (or its creation time),
+/// then that message's id, then its own id. Written `TIME_MESSAGE_GROUP` in `before=`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Activity {
+    time: String,
+    last_id: MessageId,
+    group: GroupId,
+}
+
+impl Activity {
+    fn of(s: &GroupSummary) -> Activity {
+        let time = s
+            .last_message
+            .as_ref()
+            .map_or(&s.group.created_at, |m| &m.timestamp);
+        let last_id = s.last_message.as_ref().map_or(MessageId(0), |m| m.id);
+        Activity {
+            time: time.clone(),
+            last_id,
+            group: s.group.id,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Activity> {
+        let mut parts = s.rsplitn(3, '_');
+        let group = parts.next()?.parse().ok().map(GroupId)?;
+        let last_id = parts.next()?.parse().ok().map(MessageId)?;
+        let time = parts.next()?.to_string();
+        Some(Activity {
+            time,
+            last_id,
+            group,
+        })
+    }
+}
+
+impl std::fmt::Display for Activity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}_{}", self.time, self.last_id, self.group)
     }
 }
 
@@ -101,6 +164,7 @@ pub(super) fn require_group_kind(conn: &Connection, group: GroupId) -> Result<Gr
 
 pub(super) fn create(
     conn: &Connection,
+    caps: Caps,
     owner: UserId,
     name: &GroupName,
     member_ids: &[UserId],
@@ -108,21 +172,35 @@ pub(super) fn create(
     if !users::exists(conn, owner)? {
         return Err(Error::account_gone());
     }
+    let owned: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM conversations WHERE owner_id = ?1 AND kind = 'group'",
+        )?
+        .query_row([owner], |r| r.get(0))?;
+    if owned as u64 >= caps.groups_owned as u64 {
+        return Err(Error::Conflict {
+            code: "limit_reached",
+            message: format!("you own {owned} groups, the most one user may own"),
+        });
+    }
     members::check_users_exist(conn, member_ids)?;
+    for &member in member_ids {
+        blocks::refuse_if_blocked(conn, member, owner)?;
+    }
     let mut group = conn.query_row(
         "INSERT INTO conversations (kind, name, owner_id) VALUES ('group', ?1, ?2)
          RETURNING id, kind, name, owner_id, created_at",
         params![name.as_str(), owner],
         group_row,
     )?;
-    let (_, mut events) = members::insert(conn, group.id, owner, Role::Owner)?;
+    let (_, mut events) = members::insert(conn, caps, group.id, owner, Role::Owner)?;
     let mut seen = vec![owner];
     for &id in member_ids {
         if seen.contains(&id) {
             continue;
         }
         seen.push(id);
-        events.append(&mut members::insert(conn, group.id, id, Role::Member)?.1);
+        events.append(&mut members::insert(conn, caps, group.id, id, Role::Member)?.1);
     }
     group.role = Some(Role::Owner);
     Ok(written(group, events))
@@ -161,17 +239,9 @@ fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
             last_read_id,
         });
     }
-    // Latest activity: the last message's time, or the creation time of a quiet group. Many
-    // messages share a millisecond, so equal times fall back to the newer message id.
-    let activity = |s: &GroupSummary| {
-        let time = s
-            .last_message
-            .as_ref()
-            .map_or(&s.group.created_at, |m| &m.timestamp);
-        let last_id = s.last_message.as_ref().map_or(MessageId(0), |m| m.id);
-        (time.clone(), last_id, s.group.id)
-    };
-    out.sort_by_key(|s| std::cmp::Reverse(activity(s)));
+    // Latest activity first. Many messages share a millisecond, so equal times fall back to
+    // the newer message id.
+    out.sort_by_key(|s| std::cmp::Reverse(Activity::of(s)));
     Ok(out)
 }
 
@@ -222,6 +292,17 @@ fn peer_of(conn: &Connection, group: &Group, me: UserId) -> Result<Option<Peer>>
         .optional()?)
 }
 
+/// The other member of `group` if it is a direct conversation.
+pub(super) fn direct_peer(conn: &Connection, group: GroupId, me: UserId) -> Result<Option<UserId>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT m.user_id FROM conversations c JOIN members m ON m.conversation_id = c.id
+             WHERE c.id = ?1 AND c.kind = 'direct' AND m.user_id != ?2",
+        )?
+        .query_row(params![group, me], |r| r.get(0))
+        .optional()?)
+}
+
 fn direct_key(a: UserId, b: UserId) -> String {
     format!("{}:{}", a.min(b), b.max(a))
 }
@@ -242,12 +323,16 @@ pub(super) fn direct_between(
 }
 
 /// Both users' sockets learn of a new direct conversation through `member_added`.
+/// Someone `other` has blocked cannot open it.
 pub(super) fn direct(
     conn: &Connection,
+    caps: Caps,
     me: UserId,
     other: UserId,
 ) -> Result<Written<(Group, bool)>> {
-    let (id, created, events) = match direct_between(conn, me, other)? {
+    let found = direct_between(conn, me, other)?;
+    blocks::refuse_if_blocked(conn, other, me)?;
+    let (id, created, events) = match found {
         Some(id) => (id, false, Vec::new()),
         None => {
             let id: GroupId = conn.query_row(
@@ -255,8 +340,8 @@ pub(super) fn direct(
                 [direct_key(me, other)],
                 |r| r.get(0),
             )?;
-            let (_, mut events) = members::insert(conn, id, me, Role::Member)?;
-            events.append(&mut members::insert(conn, id, other, Role::Member)?.1);
+            let (_, mut events) = members::insert(conn, caps, id, me, Role::Member)?;
+            events.append(&mut members::insert(conn, caps, id, other, Role::Member)?.1);
             (id, true, events)
         }
     };

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{groups, users, written, Pending, Store, Written};
+use super::{blocks, groups, users, written, Caps, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Control, Event, Outbound};
 use crate::model::{GroupId, Member, MessageId, Role, UserId};
@@ -33,7 +33,8 @@ impl Store {
         user: UserId,
         role: Role,
     ) -> Pending<Member> {
-        self.write(move |c| add(c, group, actor, user, role))
+        let caps = self.caps;
+        self.write(move |c| add(c, caps, group, actor, user, role))
     }
 
     /// An owner or admin removes anyone but the owner; anyone may remove themself.
@@ -124,13 +125,26 @@ fn newest_message_id(conn: &Connection, group: GroupId) -> Result<MessageId> {
     )?)
 }
 
-/// Adds `user` and returns the events that tell the group's sockets and the user's own.
+/// Adds `user` (unless they are in as many conversations as `caps` allows) and returns the
+/// events that tell the group's sockets and the user's own.
 pub(super) fn insert(
     conn: &Connection,
+    caps: Caps,
     group: GroupId,
     user: UserId,
     role: Role,
 ) -> Result<(Member, Vec<Outbound>)> {
+    let memberships: i64 = conn
+        .prepare_cached("SELECT count(*) FROM members WHERE user_id = ?1")?
+        .query_row([user], |r| r.get(0))?;
+    if memberships as u64 >= caps.memberships as u64 {
+        return Err(Error::Conflict {
+            code: "limit_reached",
+            message: format!(
+                "user {user} is already in {memberships} conversations, the most one user may be in"
+            ),
+        });
+    }
     let member = conn.query_row(
         "INSERT INTO members (conversation_id, user_id, role) VALUES (?1, ?2, ?3)
          RETURNING user_id, (SELECT username FROM users WHERE id = ?2),
@@ -163,6 +177,7 @@ pub(super) fn check_users_exist(conn: &Connection, ids: &[UserId]) -> Result<()>
 
 fn add(
     conn: &Connection,
+    caps: Caps,
     group: GroupId,
     actor: UserId,
     user: UserId,
@@ -179,7 +194,8 @@ fn add(
     if is_member(conn, group, user)? {
         return Err(Error::conflict("that user is already a member"));
     }
-    let (member, events) = insert(conn, group, user, role)?;
+    blocks::refuse_if_blocked(conn, user, actor)?;
+    let (member, events) = insert(conn, caps, group, user, role)?;
     Ok(written(member, events))
 }
 

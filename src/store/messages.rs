@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::members::{absent_or_forbidden, is_member, role_of};
-use super::{groups, sqlite::NOW, written, Pending, Store, Written};
+use super::{blocks, groups, sqlite::NOW, written, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
 use crate::model::{ClientId, Content, GroupId, Kind, Message, MessageId, Role, UserId};
@@ -66,8 +66,9 @@ impl Store {
         content: Content,
         client_id: Option<ClientId>,
     ) -> Pending<Sent> {
+        let caps = self.caps;
         self.write(move |c| {
-            let conversation = groups::direct(c, sender, other)?;
+            let conversation = groups::direct(c, caps, sender, other)?;
             let mut sent = send(
                 c,
                 conversation.value.0.id,
@@ -212,6 +213,9 @@ fn send(
     let Some(username) = username else {
         return Err(absent_or_forbidden(conn, group)?);
     };
+    if let Some(peer) = groups::direct_peer(conn, group, sender)? {
+        blocks::refuse_if_blocked(conn, peer, sender)?;
+    }
     let client_id = client_id.map(ClientId::as_str);
     if let Some(client_id) = client_id {
         let sql = format!(

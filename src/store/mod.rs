@@ -5,6 +5,8 @@
 //! connection: a second backend can stand behind the same operations.
 
 mod admin;
+mod blocks;
+mod files;
 mod groups;
 mod members;
 mod messages;
@@ -19,6 +21,7 @@ mod writer;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -33,9 +36,11 @@ use crate::hub::{Hub, Outbound};
 use crate::metrics::Metrics;
 
 pub(crate) use admin::Admin;
+pub(crate) use files::DbLock;
+pub(crate) use groups::Activity;
 pub(crate) use messages::{Page, Sent};
 pub(crate) use seed::{Hasher, SeedFile, DEFAULT as DEFAULT_SEED};
-pub(crate) use tokens::{NewRefresh, Refreshed};
+pub(crate) use tokens::{NewRefresh, Refreshed, Started};
 pub(crate) use users::ProfileChanges;
 
 /// A write's result and the events to publish once it is committed.
@@ -88,11 +93,38 @@ impl<T> Future for Pending<T> {
     }
 }
 
+/// Connections in the read pool.
+pub(crate) const READ_POOL: usize = 16;
+
+/// How much one user may hold: groups owned, and conversations belonged to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Caps {
+    pub groups_owned: usize,
+    pub memberships: usize,
+}
+
+impl Caps {
+    /// For the operator (the seed, the command line): no caps.
+    pub const NONE: Caps = Caps {
+        groups_owned: usize::MAX,
+        memberships: usize::MAX,
+    };
+}
+
 #[derive(Clone)]
 pub(crate) struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: Arc<writer::Writer>,
     metrics: Arc<Metrics>,
+    caps: Caps,
+    file: Arc<DbFile>,
+}
+
+/// The database file the store opened, to notice it being deleted or replaced.
+struct DbFile {
+    path: std::path::PathBuf,
+    identity: Option<(u64, u64)>,
+    gone: AtomicBool,
 }
 
 impl Store {
@@ -100,26 +132,35 @@ impl Store {
     pub fn open(
         path: &Path,
         sync: SyncMode,
+        caps: Caps,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
     ) -> Result<Store> {
         let mut conn = sqlite::open_connection(path, sync)?;
+        files::make_private(path);
         sqlite::migrate(&mut conn)?;
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(move |c| sqlite::configure(c, sync));
         let pool = r2d2::Pool::builder()
-            .max_size(16)
+            .max_size(READ_POOL as u32)
             .min_idle(Some(2))
             .build(manager)
             .map_err(|e| {
                 Error::unavailable(format!("cannot open database {}: {e}", path.display()))
             })?;
         let writer = writer::Writer::start(conn, hub, Arc::clone(&metrics))?;
+        let file = DbFile {
+            path: path.to_path_buf(),
+            identity: files::identity(path),
+            gone: AtomicBool::new(false),
+        };
         Ok(Store {
             pool,
             writer: Arc::new(writer),
             metrics,
+            caps,
+            file: Arc::new(file),
         })
     }
 
@@ -148,6 +189,11 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<Written<T>> + Send + 'static,
     {
+        if self.file.gone.load(Ordering::Relaxed) {
+            return Pending::refused(Error::unavailable(
+                "the database file was removed or replaced; the server must be restarted",
+            ));
+        }
         let (tx, rx) = oneshot::channel();
         match self.writer.submit(f, tx) {
             Ok(()) => Pending(PendingState::Queued(rx)),
@@ -155,10 +201,28 @@ impl Store {
         }
     }
 
-    /// True when the database answers a query.
+    /// True when the database answers a query and is still the file the server opened.
     pub async fn healthy(&self) -> bool {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-            .await
-            .is_ok()
+        !self.file.gone.load(Ordering::Relaxed)
+            && self
+                .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+                .await
+                .is_ok()
+    }
+
+    /// Notices the database file deleted or replaced under the server (another file at its
+    /// path): from then on `/healthz` and every write answer 503. Called about once a second.
+    pub fn check_file(&self) {
+        if self.file.gone.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = files::identity(&self.file.path);
+        if now.is_none() || now != self.file.identity {
+            self.file.gone.store(true, Ordering::Relaxed);
+            tracing::error!(
+                db = %self.file.path.display(),
+                "the database file was deleted or replaced; writes are refused until a restart"
+            );
+        }
     }
 }

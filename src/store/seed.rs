@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 
-use super::{groups, settings, users, written, Pending, Store};
+use super::{groups, settings, users, written, Caps, Pending, Store};
 use crate::error::{Error, Result};
 use crate::model::{Email, GroupId, GroupName, Password, UserId, Username};
 
@@ -121,6 +121,16 @@ impl SeedFile {
     }
 }
 
+impl SeedFile {
+    /// Each seeded account's username and password.
+    pub fn accounts(&self) -> Vec<(String, String)> {
+        self.users
+            .iter()
+            .map(|u| (u.username.to_string(), u.password.as_str().to_string()))
+            .collect()
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Report {
     pub users: Vec<String>,
@@ -199,7 +209,9 @@ fn seed_group(conn: &Connection, g: &SeedGroup, created: &mut Vec<String>) -> Re
         Some(id) => id,
         None => {
             created.push(g.name.to_string());
-            groups::create(conn, owner, &g.name, &[])?.value.id
+            groups::create(conn, Caps::NONE, owner, &g.name, &[])?
+                .value
+                .id
         }
     };
     let mut added = 0;

@@ -15,8 +15,19 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-/// Opens a connection with the pragmas every connection of ours uses.
+/// Opens a connection with the pragmas every connection of ours uses. A database that does not
+/// exist yet is created readable by its owner only.
 pub(crate) fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection> {
+    if !path.exists() {
+        if let Err(e) = super::files::create_private(path) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(Error::unavailable(format!(
+                    "cannot create database {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -80,6 +91,10 @@ impl From<rusqlite::Error> for Error {
             }
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 Error::unavailable("the database is busy; try again")
+            }
+            // Only a query's time budget interrupts one (see `search`).
+            Some(ErrorCode::OperationInterrupted) => {
+                Error::unavailable("the search took too long; try fewer or more specific words")
             }
             _ => Error::internal(format!("sqlite: {err}")),
         }

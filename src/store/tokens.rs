@@ -1,5 +1,6 @@
-//! Refresh tokens: stored as SHA-256 hashes, rotated on use, revocable per family (one login's
-//! chain of rotations).
+//! Refresh tokens and sessions. A session is one login's chain of refresh tokens (a family):
+//! each refresh rotates the token, and ending the session revokes the family and records it in
+//! `ended_sessions`, so access tokens naming it are refused too.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -13,29 +14,35 @@ pub(crate) struct NewRefresh {
     pub expires_at: i64,
 }
 
+/// A session a new access token belongs to: the user's profile, the session's family, and the
+/// user's session epoch.
+pub(crate) struct Started {
+    pub profile: Profile,
+    pub family: String,
+    pub epoch: i64,
+}
+
 /// What presenting a refresh token did.
-#[derive(Debug)]
 pub(crate) enum Refreshed {
     /// It was live: it is now revoked and its successor (same family) stored, in one write.
-    Rotated(Profile),
-    /// Already rotated or revoked: someone replayed it, so its whole family is now revoked.
-    Reused,
+    Rotated(Started),
+    /// Already rotated or revoked: someone replayed it, so its whole session has ended.
+    Reused { user: UserId, family: String },
     /// Unknown or expired.
     Invalid,
 }
 
 impl Store {
-    /// Stores the first refresh token of a new login (`family`) and returns the profile.
+    /// Stores the first refresh token of a new session (`family`).
     pub fn start_session(
         &self,
         user: UserId,
         family: String,
         token: NewRefresh,
-    ) -> Pending<Profile> {
+    ) -> Pending<Started> {
         self.write(move |c| {
-            let profile = users::profile(c, user)?.ok_or_else(Error::account_gone)?;
             insert(c, user, &token, &family)?;
-            Ok(written(profile, Vec::new()))
+            Ok(written(started(c, user, family)?, Vec::new()))
         })
     }
 
@@ -45,46 +52,67 @@ impl Store {
         self.write(move |c| {
             let outcome = match present(c, &presented, now)? {
                 Presented::Live { user, family } => {
-                    let profile = users::profile(c, user)?.ok_or_else(Error::account_gone)?;
                     insert(c, user, &next, &family)?;
-                    Refreshed::Rotated(profile)
+                    Refreshed::Rotated(started(c, user, family)?)
                 }
-                Presented::Reused => Refreshed::Reused,
+                Presented::Reused { user, family } => {
+                    end(c, user, &family, now)?;
+                    Refreshed::Reused { user, family }
+                }
                 Presented::Invalid => Refreshed::Invalid,
             };
             Ok(written(outcome, Vec::new()))
         })
     }
 
-    /// Revokes one of `user`'s tokens; revoking one that is not live changes nothing.
-    pub fn revoke_refresh(&self, user: UserId, hash: Vec<u8>) -> Pending<()> {
+    /// Ends the session of one of `user`'s refresh tokens (logout); `None` when the token is
+    /// not theirs. Ending a session that has ended changes nothing.
+    pub fn end_session(&self, user: UserId, hash: Vec<u8>, now: i64) -> Pending<Option<String>> {
         self.write(move |c| {
-            c.execute(
-                "UPDATE refresh_tokens SET revoked = 1
-                 WHERE token_hash = ?1 AND user_id = ?2 AND revoked = 0",
-                params![hash, user],
-            )?;
-            Ok(written((), Vec::new()))
+            let family: Option<String> = c
+                .query_row(
+                    "SELECT family FROM refresh_tokens WHERE token_hash = ?1 AND user_id = ?2",
+                    params![hash, user],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(family) = &family {
+                end(c, user, family, now)?;
+            }
+            Ok(written(family, Vec::new()))
         })
     }
 
-    pub fn revoke_all_refresh(&self, user: UserId) -> Pending<()> {
+    /// Forgets refresh tokens that expired a day ago or more (they can never be presented
+    /// again), and ended sessions whose access tokens have all expired (ended before
+    /// `ended_before`).
+    pub fn purge_expired_sessions(&self, now: i64, ended_before: i64) -> Pending<usize> {
         self.write(move |c| {
-            revoke_all(c, user)?;
-            Ok(written((), Vec::new()))
-        })
-    }
-
-    /// Forgets tokens that expired a day ago or more; they can never be presented again.
-    pub fn purge_expired_refresh(&self, now: i64) -> Pending<usize> {
-        self.write(move |c| {
-            let purged = c.execute(
+            let tokens = c.execute(
                 "DELETE FROM refresh_tokens WHERE expires_at < ?1",
                 [now - 86_400],
             )?;
-            Ok(written(purged, Vec::new()))
+            let sessions = c.execute(
+                "DELETE FROM ended_sessions WHERE ended_at < ?1",
+                [ended_before],
+            )?;
+            Ok(written(tokens + sessions, Vec::new()))
         })
     }
+}
+
+fn started(conn: &Connection, user: UserId, family: String) -> Result<Started> {
+    let profile = users::profile(conn, user)?.ok_or_else(Error::account_gone)?;
+    let epoch = conn.query_row(
+        "SELECT session_epoch FROM users WHERE id = ?1",
+        [user],
+        |r| r.get(0),
+    )?;
+    Ok(Started {
+        profile,
+        family,
+        epoch,
+    })
 }
 
 fn insert(conn: &Connection, user: UserId, token: &NewRefresh, family: &str) -> Result<()> {
@@ -96,13 +124,30 @@ fn insert(conn: &Connection, user: UserId, token: &NewRefresh, family: &str) -> 
     Ok(())
 }
 
+/// Revokes a session's refresh tokens and records it as ended.
+fn end(conn: &Connection, user: UserId, family: &str, now: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1",
+        [family],
+    )?;
+    conn.execute(
+        "INSERT INTO ended_sessions (family, user_id, ended_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (family) DO NOTHING",
+        params![family, user, now],
+    )?;
+    Ok(())
+}
+
 enum Presented {
     /// Live: it is now revoked; its successor goes in the same family.
     Live {
         user: UserId,
         family: String,
     },
-    Reused,
+    Reused {
+        user: UserId,
+        family: String,
+    },
     Invalid,
 }
 
@@ -119,11 +164,7 @@ fn present(conn: &Connection, token_hash: &[u8], now: i64) -> Result<Presented> 
         return Ok(Presented::Invalid);
     };
     if revoked {
-        conn.execute(
-            "UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1",
-            [&family],
-        )?;
-        return Ok(Presented::Reused);
+        return Ok(Presented::Reused { user, family });
     }
     if expires_at <= now {
         return Ok(Presented::Invalid);
@@ -138,4 +179,12 @@ pub(super) fn revoke_all(conn: &Connection, user: UserId) -> Result<()> {
         [user],
     )?;
     Ok(())
+}
+
+/// Sessions ended after `after` (Unix seconds), with when.
+pub(super) fn ended_since(conn: &Connection, after: i64) -> Result<Vec<(String, i64)>> {
+    let mut stmt =
+        conn.prepare("SELECT family, ended_at FROM ended_sessions WHERE ended_at >= ?1")?;
+    let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -13,9 +13,10 @@ const PROFILE_COLUMNS: &str =
 const PUBLIC_COLUMNS: &str =
     "id, username, display_name, avatar_url, public_key, last_seen, created_at";
 
-/// The settings key counting account deletions, so a running server (another process than
-/// the CLI that deletes) notices and stops honouring the deleted accounts' tokens.
-const DELETIONS_KEY: &str = "user_deletions";
+/// The settings key counting changes to accounts made by the command line (a deletion, a new
+/// password), so the running server (another process) notices within a second and stops
+/// honouring the tokens those changes ended.
+const CHANGES_KEY: &str = "account_changes";
 
 /// The settings key holding the highest id ever deleted, so `insert` never hands it out again.
 const HIGHEST_DELETED_KEY: &str = "users_highest_deleted_id";
@@ -28,10 +29,12 @@ pub(crate) struct ProfileChanges {
     pub public_key: Option<Option<PublicKey>>,
 }
 
-/// What the running server knows of which accounts exist (see `auth::Accounts`).
+/// What the running server knows of the accounts (see `auth::Accounts`): which exist, in which
+/// session epoch, and the sessions that ended early.
 pub(crate) struct AccountList {
-    pub deletions: i64,
-    pub ids: Vec<UserId>,
+    pub changes: i64,
+    pub users: Vec<(UserId, i64)>,
+    pub ended: Vec<(String, i64)>,
 }
 
 impl Store {
@@ -60,8 +63,17 @@ impl Store {
         .await
     }
 
-    pub async fn user_exists(&self, id: UserId) -> Result<bool> {
-        self.read(move |c| exists(c, id)).await
+    /// The user's session epoch; `None` when there is no such user.
+    pub async fn session_epoch(&self, id: UserId) -> Result<Option<i64>> {
+        self.read(move |c| {
+            Ok(
+                c.query_row("SELECT session_epoch FROM users WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
+        .await
     }
 
     /// Users whose username or display name contains `query`, ignoring case (in any script),
@@ -85,16 +97,22 @@ impl Store {
         .await
     }
 
-    /// Every account id, unless the deletion count is still `seen` (nothing was deleted).
-    pub async fn accounts_if_changed(&self, seen: Option<i64>) -> Result<Option<AccountList>> {
+    /// Every account with its session epoch, and the sessions ended since `ended_after` (Unix
+    /// seconds), unless the command line's change count is still `seen`.
+    pub async fn accounts_if_changed(
+        &self,
+        seen: Option<i64>,
+        ended_after: i64,
+    ) -> Result<Option<AccountList>> {
         self.read(move |c| {
-            let deletions = deletions(c)?;
-            if seen == Some(deletions) {
+            let changes = changes(c)?;
+            if seen == Some(changes) {
                 return Ok(None);
             }
             Ok(Some(AccountList {
-                deletions,
-                ids: all_ids(c)?,
+                changes,
+                users: epochs(c)?,
+                ended: tokens::ended_since(c, ended_after)?,
             }))
         })
         .await
@@ -108,11 +126,28 @@ impl Store {
         self.write(move |c| Ok(written(update_profile(c, id, &changes)?, Vec::new())))
     }
 
-    /// Sets a new password hash and signs the user out of every session, in one write.
-    pub fn set_password(&self, id: UserId, hash: String) -> Pending<()> {
+    /// Sets a new password hash and ends every session of the user, in one write; returns the
+    /// new session epoch.
+    pub fn set_password(&self, id: UserId, hash: String) -> Pending<i64> {
         self.write(move |c| {
             set_password(c, id, &hash)?;
-            tokens::revoke_all(c, id)?;
+            Ok(written(end_all_sessions(c, id)?, Vec::new()))
+        })
+    }
+
+    /// "Log out everywhere": ends every session of the user; returns the new session epoch.
+    pub fn end_all_sessions(&self, id: UserId) -> Pending<i64> {
+        self.write(move |c| Ok(written(end_all_sessions(c, id)?, Vec::new())))
+    }
+
+    /// Replaces an old-style hash of the same password with a new one, unless the password
+    /// changed meanwhile. Sessions are untouched.
+    pub fn upgrade_password_hash(&self, id: UserId, old: String, new: String) -> Pending<()> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+                params![id, old, new],
+            )?;
             Ok(written((), Vec::new()))
         })
     }
@@ -216,7 +251,7 @@ pub(super) fn by_username(conn: &Connection, username: &str) -> Result<Option<Pr
     Ok(conn.query_row(&sql, [username], profile_row).optional()?)
 }
 
-fn public(conn: &Connection, id: UserId) -> Result<Option<PublicUser>> {
+pub(super) fn public(conn: &Connection, id: UserId) -> Result<Option<PublicUser>> {
     let sql = format!("SELECT {PUBLIC_COLUMNS} FROM users WHERE id = ?1");
     Ok(conn.query_row(&sql, [id], public_row).optional()?)
 }
@@ -253,7 +288,35 @@ pub(super) fn set_password(conn: &Connection, id: UserId, hash: &str) -> Result<
     Ok(())
 }
 
+/// Revokes every refresh token of the user and moves them to a new session epoch, so access
+/// tokens issued before are refused too; returns the new epoch.
+pub(super) fn end_all_sessions(conn: &Connection, id: UserId) -> Result<i64> {
+    tokens::revoke_all(conn, id)?;
+    let epoch = conn
+        .query_row(
+            "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?1
+             RETURNING session_epoch",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    epoch.ok_or_else(Error::account_gone)
+}
+
+/// Tells a running server (another process) that accounts changed (see `CHANGES_KEY`).
+pub(super) fn count_change(conn: &Connection) -> Result<()> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [CHANGES_KEY],
+    )?;
+    Ok(())
+}
+
+/// Deletes an account. Each group it owned passes to its oldest admin, else to its oldest
+/// member; a group left with nobody is deleted.
 pub(super) fn delete(conn: &Connection, id: UserId) -> Result<()> {
+    hand_over_groups(conn, id)?;
     conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2)
@@ -261,23 +324,53 @@ pub(super) fn delete(conn: &Connection, id: UserId) -> Result<()> {
          SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
         params![HIGHEST_DELETED_KEY, id.0.to_string()],
     )?;
-    conn.execute(
-        "INSERT INTO settings (key, value) VALUES (?1, '1')
-         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-        [DELETIONS_KEY],
-    )?;
+    count_change(conn)
+}
+
+fn hand_over_groups(conn: &Connection, owner: UserId) -> Result<()> {
+    let owned: Vec<i64> = {
+        let mut stmt =
+            conn.prepare("SELECT id FROM conversations WHERE owner_id = ?1 AND kind = 'group'")?;
+        let rows = stmt.query_map([owner], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for group in owned {
+        let successor: Option<UserId> = conn
+            .query_row(
+                "SELECT user_id FROM members WHERE conversation_id = ?1 AND user_id != ?2
+                 ORDER BY role = 'admin' DESC, joined_at, user_id LIMIT 1",
+                params![group, owner],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match successor {
+            Some(next) => {
+                conn.execute(
+                    "UPDATE members SET role = 'owner' WHERE conversation_id = ?1 AND user_id = ?2",
+                    params![group, next],
+                )?;
+                conn.execute(
+                    "UPDATE conversations SET owner_id = ?2 WHERE id = ?1",
+                    params![group, next],
+                )?;
+            }
+            None => {
+                conn.execute("DELETE FROM conversations WHERE id = ?1", [group])?;
+            }
+        }
+    }
     Ok(())
 }
 
-fn deletions(conn: &Connection) -> Result<i64> {
-    Ok(super::settings::get(conn, DELETIONS_KEY)?
+fn changes(conn: &Connection) -> Result<i64> {
+    Ok(super::settings::get(conn, CHANGES_KEY)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
 }
 
-fn all_ids(conn: &Connection) -> Result<Vec<UserId>> {
-    let mut stmt = conn.prepare("SELECT id FROM users")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
+fn epochs(conn: &Connection) -> Result<Vec<(UserId, i64)>> {
+    let mut stmt = conn.prepare("SELECT id, session_epoch FROM users")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

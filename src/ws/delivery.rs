@@ -102,6 +102,15 @@ impl Session {
     fn unsubscribe(&mut self, group: GroupId) {
         self.subs.remove(&group);
         self.cursors.remove(&group);
+        self.state.service.hub.release_group(group);
+    }
+
+    /// Leaves every conversation's channel (the socket is closing).
+    pub(super) fn unsubscribe_all(&mut self) {
+        let groups: Vec<GroupId> = self.subs.keys().copied().collect();
+        for group in groups {
+            self.unsubscribe(group);
+        }
     }
 
     pub(super) async fn group_event(
@@ -146,6 +155,13 @@ impl Session {
         let event = match item {
             Ok(Control::Event(event)) => event,
             Ok(Control::AccountClosed) => return Err(End::AccountClosed),
+            Ok(Control::SessionsEnded { epoch }) if self.auth.epoch < epoch => {
+                return Err(End::SignedOut)
+            }
+            Ok(Control::SessionEnded(session)) if self.auth.session == Some(session) => {
+                return Err(End::SignedOut)
+            }
+            Ok(Control::SessionsEnded { .. } | Control::SessionEnded(_)) => return Ok(()),
             // Membership changes may have been lost: the client must reconnect with `since`.
             Err(_) => return Err(End::Lagged),
         };
@@ -183,7 +199,8 @@ impl Session {
             }
             self.deliver(group, &earlier).await?;
         }
-        self.cursors.remove(&group);
+        drop(stream);
+        self.unsubscribe(group);
         self.feed(removal.text.clone()).await
     }
 

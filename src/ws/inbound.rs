@@ -8,7 +8,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as Frame, Utf8Bytes};
 
 use super::session::{End, Session, Step};
-use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::model::{GroupId, MessageId};
 use crate::protocol::{ClientFrame, ServerFrame};
@@ -85,8 +84,7 @@ impl Session {
         if let Some(full) = self.refuse_if_full(None).await {
             return full;
         }
-        let user = AuthUser { id: self.user };
-        let pending = self.state.service.mark_read(user, group, message);
+        let pending = self.state.service.mark_read(self.auth, group, message);
         self.answer_later(pending, None, |_: ()| None).await
     }
 
@@ -96,11 +94,10 @@ impl Session {
         if let Some(full) = self.refuse_if_full(client_id.as_deref()).await {
             return full;
         }
-        let user = AuthUser { id: self.user };
         let pending = self
             .state
             .service
-            .send(user, group, content, client_id.as_deref());
+            .send(self.auth, group, content, client_id.as_deref());
         self.answer_later(pending, client_id, |sent| {
             Some(ServerFrame::ack(sent.message()).to_text())
         })

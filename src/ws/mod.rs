@@ -60,6 +60,7 @@ async fn upgrade(mut req: Request) -> Result<Response> {
     let user = req.service().authenticate(token).await?;
     let since = q.number("since", "invalid_query")?.map(MessageId);
     let (key, on_upgrade) = handshake(&mut req)?;
+    let hold = req.take_hold();
     let state = &req.state;
     if state.shutdown.is_cancelled() {
         return Err(Error::unavailable("the server is shutting down"));
@@ -87,7 +88,8 @@ async fn upgrade(mut req: Request) -> Result<Response> {
             Ok(upgraded) => {
                 let io = TokioIo::new(upgraded);
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                session::Session::run(task_state, user.id, since, ws, registration).await;
+                session::Session::run(task_state, user, since, ws, registration).await;
+                drop(hold);
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as Frame, Utf8Byt
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::AuthUser;
 use crate::hub::{Event, Registration, UserReceivers};
 use crate::model::{GroupId, MessageId, UserId};
 use crate::protocol::ServerFrame;
@@ -36,6 +37,8 @@ pub(super) enum End {
     /// The client stopped reading: a write waited longer than the idle limit.
     Stuck,
     AccountClosed,
+    /// The session the socket was opened in ended (logout, a new password).
+    SignedOut,
     /// A frame broke the WebSocket protocol (1002) or was text that is not UTF-8 (1007).
     Protocol(CloseCode),
     Broken,
@@ -46,6 +49,8 @@ pub(super) type Step = Result<(), End>;
 pub(super) struct Session {
     pub state: Arc<AppState>,
     pub user: UserId,
+    /// Who opened the socket, with their session and epoch: when those end, so does it.
+    pub auth: AuthUser,
     pub username: String,
     ws: Socket,
     pub subs: StreamMap<GroupId, BroadcastStream<Arc<Event>>>,
@@ -68,13 +73,15 @@ impl Session {
     /// the user channel.
     pub async fn run(
         state: Arc<AppState>,
-        user: UserId,
+        auth: AuthUser,
         since: Option<MessageId>,
         ws: Socket,
         registration: (UserReceivers, Registration),
     ) {
         let (receivers, registration) = registration;
+        let user = auth.id;
         let mut session = Session {
+            auth,
             shutdown: state.shutdown.clone(),
             state: Arc::clone(&state),
             user,
@@ -96,6 +103,7 @@ impl Session {
             Err(end) => end,
         };
         session.close(end).await;
+        session.unsubscribe_all();
         state.metrics.open_sockets.dec();
         if registration.release() {
             state.service.went_offline(user).await;
@@ -177,7 +185,7 @@ impl Session {
         bounded(self.ws.flush(), limit, &self.shutdown).await
     }
 
-    async fn close(mut self, end: End) {
+    async fn close(&mut self, end: End) {
         let (code, reason) = match end {
             End::ClientClosed => (CloseCode::Normal, ""),
             End::Shutdown => (CloseCode::Away, "server shutting down"),
@@ -193,6 +201,7 @@ impl Session {
             End::Protocol(code) => (code, "protocol error"),
             End::Idle => (CloseCode::Away, "no answer to pings"),
             End::AccountClosed => (CloseCode::Policy, "account deleted"),
+            End::SignedOut => (CloseCode::Policy, "signed out"),
             End::Broken => return,
         };
         let frame = CloseFrame {

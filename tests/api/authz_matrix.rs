@@ -43,6 +43,12 @@ enum Case {
     Index,
     AppJs,
     StyleCss,
+    DocsJs,
+    DocsCss,
+    Welcome,
+    Block,
+    Unblock,
+    ListBlocks,
     TestAuth,
     Register,
     Login,
@@ -111,6 +117,9 @@ const TABLE: &[Row] = &[
     ("GET", "/", Case::Index, PUBLIC_200),
     ("GET", "/app.js", Case::AppJs, PUBLIC_200),
     ("GET", "/style.css", Case::StyleCss, PUBLIC_200),
+    ("GET", "/docs.js", Case::DocsJs, PUBLIC_200),
+    ("GET", "/docs.css", Case::DocsCss, PUBLIC_200),
+    ("GET", "/v1/welcome", Case::Welcome, PUBLIC_200),
     ("POST", "/v1/users/register", Case::Register, [201; 5]),
     ("POST", "/v1/users/login", Case::Login, PUBLIC_200),
     ("POST", "/v1/auth/refresh", Case::Refresh, PUBLIC_200),
@@ -123,6 +132,9 @@ const TABLE: &[Row] = &[
     ("GET", "/v1/users", Case::ListUsers, ANY_USER_200),
     ("GET", "/v1/users/{id}", Case::GetUser, ANY_USER_200),
     ("GET", "/v1/users/{id}", Case::MissingUser, [401, 404, 404, 404, 404]),
+    ("PUT", "/v1/me/blocks/{user_id}", Case::Block, [401, 204, 204, 204, 204]),
+    ("GET", "/v1/me/blocks", Case::ListBlocks, ANY_USER_200),
+    ("DELETE", "/v1/me/blocks/{user_id}", Case::Unblock, [401, 204, 204, 204, 204]),
     // --- groups ---
     ("POST", "/v1/groups", Case::CreateGroup, ANY_USER_201),
     ("GET", "/v1/groups", Case::ListGroups, ANY_USER_200),
@@ -177,6 +189,8 @@ struct Fixture {
     peer: Session,
     /// The target of the direct-message routes.
     peer2: Session,
+    /// Whom the block routes block: nobody else deals with them.
+    loner: Session,
     group: i64,
     owner_message: i64,
     direct: i64,
@@ -192,6 +206,7 @@ impl Fixture {
         let extra = api.new_user("extra").await;
         let peer = api.new_user("peer").await;
         let peer2 = api.new_user("peer2").await;
+        let loner = api.new_user("loner").await;
         let mut fx = Fixture {
             owner,
             admin,
@@ -200,6 +215,7 @@ impl Fixture {
             extra,
             peer,
             peer2,
+            loner,
             group: 0,
             owner_message: 0,
             direct: 0,
@@ -223,6 +239,18 @@ impl Fixture {
         api.add_member(&self.owner, group, self.admin.id, Some("admin"))
             .await;
         group
+    }
+
+    /// A changed password ends every session of its user: the role signs in again.
+    async fn sign_in_again(&mut self, api: &Api, role: Role) {
+        let slot = match role {
+            Role::Anonymous => return,
+            Role::Stranger => &mut self.stranger,
+            Role::Member => &mut self.member,
+            Role::Admin => &mut self.admin,
+            Role::Owner => &mut self.owner,
+        };
+        *slot = api.session(&slot.username.clone(), PASSWORD).await;
     }
 
     fn session(&self, role: Role) -> Option<&Session> {
@@ -274,6 +302,12 @@ async fn build(api: &Api, fx: &Fixture, case: Case, role: Role, cell: usize) -> 
         Case::Index => req(M::GET, "/", None),
         Case::AppJs => req(M::GET, "/app.js", None),
         Case::StyleCss => req(M::GET, "/style.css", None),
+        Case::DocsJs => req(M::GET, "/docs.js", None),
+        Case::DocsCss => req(M::GET, "/docs.css", None),
+        Case::Welcome => req(M::GET, "/v1/welcome", None),
+        Case::Block => req(M::PUT, format!("/v1/me/blocks/{}", fx.loner.id), None),
+        Case::ListBlocks => req(M::GET, "/v1/me/blocks", None),
+        Case::Unblock => req(M::DELETE, format!("/v1/me/blocks/{}", fx.loner.id), None),
         Case::TestAuth => req(M::GET, "/v1/test-auth", None),
         Case::Register => {
             let name = format!("newcomer{cell}");
@@ -503,7 +537,7 @@ async fn every_route_times_every_role_answers_as_the_table_says() {
     let stale: Vec<_> = covered.difference(&served).collect();
     assert!(stale.is_empty(), "rows for routes not served: {stale:?}");
 
-    let fx = Fixture::new(&server).await;
+    let mut fx = Fixture::new(&server).await;
     let mut failures = Vec::new();
     let mut cells = 0;
     for (row, (method, route, case, expected)) in TABLE.iter().enumerate() {
@@ -524,6 +558,9 @@ async fn every_route_times_every_role_answers_as_the_table_says() {
                 status
             };
             cells += 1;
+            if matches!(case, Case::PutPassword) && status == 204 {
+                fx.sign_in_again(&server, *role).await;
+            }
             assert_ne!(
                 status, 500,
                 "{method} {route} ({case:?}) as {role:?} answered 500"

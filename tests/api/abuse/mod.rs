@@ -1,5 +1,6 @@
-//! Abuse: failed-login lock-outs (per account, and a higher ceiling per address), closed
-//! registration, the sockets-per-user cap, forged and stale tokens, and deleted accounts.
+//! Abuse: failed-login lock-outs (per account per address, and pacing for an address that
+//! fails at many accounts), closed registration, the sockets-per-user cap, forged and stale
+//! tokens, and deleted accounts.
 //!
 //! Limits are set small through `Config` so the tests are quick; every wait is bounded.
 
@@ -69,12 +70,8 @@ fn assert_locked(got: (u16, Option<String>, Value), window: Duration, what: &str
 const ACCOUNT_WINDOW: Duration = Duration::from_secs(60);
 
 fn small_account_limit(cfg: &mut chatserver::config::Config) {
-    cfg.account_login_limit = Limit {
+    cfg.login_limit = Limit {
         failures: 3,
-        window: ACCOUNT_WINDOW,
-    };
-    cfg.address_login_limit = Limit {
-        failures: 1000,
         window: ACCOUNT_WINDOW,
     };
 }

@@ -44,6 +44,23 @@ impl Api {
         }
     }
 
+    /// The same server, reached from another loopback source address (`127.0.0.2`, …): for
+    /// the rules that count per address.
+    pub fn via(&self, source: &str) -> Api {
+        let ip: std::net::IpAddr = source.parse().expect("a source address");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(TIMEOUT)
+            .local_address(ip)
+            .build()
+            .expect("build reqwest client");
+        Api {
+            base: self.base.clone(),
+            addr: self.addr,
+            http,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

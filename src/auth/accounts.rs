@@ -1,0 +1,142 @@
+//! Which accounts and sessions still stand, kept in memory so that checking a token costs no
+//! query. An access token is honoured while its account exists, its session epoch is the
+//! user's current one (a password change or "log out everywhere" moves the epoch on), and its
+//! session has not been ended (logout, a replayed refresh token). Changes made by the server
+//! itself are applied here at once; the command line, in another process, counts its changes
+//! in the database, and `refresh` picks them up within a second.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::RwLock;
+use std::time::Duration;
+
+use super::{unix_now, AuthUser, SessionKey};
+use crate::error::{Error, Result};
+use crate::model::UserId;
+use crate::store::Store;
+
+pub(crate) struct Accounts {
+    /// Each existing account's session epoch.
+    epochs: RwLock<HashMap<UserId, i64>>,
+    /// Sessions ended early, with when (Unix seconds); forgotten once their tokens expire.
+    ended: RwLock<HashMap<SessionKey, i64>>,
+    /// The command line's change count last seen.
+    changes: AtomicI64,
+    access_ttl: Duration,
+}
+
+/// What `refresh` found changed by the command line.
+#[derive(Default)]
+pub(crate) struct Changed {
+    /// Accounts deleted: their sockets close.
+    pub gone: Vec<UserId>,
+    /// Accounts whose sessions all ended (a new password): their sockets close.
+    pub signed_out: Vec<(UserId, i64)>,
+}
+
+impl Accounts {
+    pub async fn load(store: &Store, access_ttl: Duration) -> Result<Accounts> {
+        let accounts = Accounts {
+            epochs: RwLock::default(),
+            ended: RwLock::default(),
+            changes: AtomicI64::new(-1),
+            access_ttl,
+        };
+        accounts.refresh(store).await?;
+        Ok(accounts)
+    }
+
+    fn oldest_live_token(&self) -> i64 {
+        unix_now().saturating_sub(self.access_ttl.as_secs() + 60) as i64
+    }
+
+    /// Ok while the token's account exists and its session stands.
+    pub async fn ensure(&self, user: &AuthUser, store: &Store) -> Result<()> {
+        let epoch = self
+            .epochs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user.id)
+            .copied();
+        let epoch = match epoch {
+            Some(epoch) => epoch,
+            // Created since the last look (by the command line), or never: ask the database.
+            None => {
+                let epoch = store
+                    .session_epoch(user.id)
+                    .await?
+                    .ok_or_else(Error::account_gone)?;
+                self.set_epoch(user.id, epoch);
+                epoch
+            }
+        };
+        let ended = user.session.is_some_and(|s| {
+            self.ended
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&s)
+        });
+        if user.epoch != epoch || ended {
+            return Err(Error::unauthenticated(
+                "this session has ended (signed out, or the password changed); sign in again",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A new account, or a new epoch of one (its earlier tokens are refused).
+    pub fn set_epoch(&self, user: UserId, epoch: i64) {
+        self.epochs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(user, epoch);
+    }
+
+    /// A session ended: tokens naming it are refused.
+    pub fn end(&self, family: &str) {
+        self.ended
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(SessionKey::of(family), unix_now() as i64);
+    }
+
+    /// Forgets ended sessions whose tokens have all expired.
+    pub fn forget_old_sessions(&self) {
+        let oldest = self.oldest_live_token();
+        self.ended
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, at| *at >= oldest);
+    }
+
+    /// Reloads from the database if the command line changed accounts since the last look.
+    pub async fn refresh(&self, store: &Store) -> Result<Changed> {
+        let seen = self.changes.load(Ordering::Relaxed);
+        let seen = (seen >= 0).then_some(seen);
+        let Some(list) = store
+            .accounts_if_changed(seen, self.oldest_live_token())
+            .await?
+        else {
+            return Ok(Changed::default());
+        };
+        let fresh: HashMap<UserId, i64> = list.users.into_iter().collect();
+        let mut changed = Changed::default();
+        {
+            let mut epochs = self.epochs.write().unwrap_or_else(|p| p.into_inner());
+            for (user, epoch) in epochs.iter() {
+                match fresh.get(user) {
+                    None => changed.gone.push(*user),
+                    Some(now) if now != epoch => changed.signed_out.push((*user, *now)),
+                    Some(_) => {}
+                }
+            }
+            *epochs = fresh;
+        }
+        let mut ended = self.ended.write().unwrap_or_else(|p| p.into_inner());
+        for (family, at) in list.ended {
+            ended.insert(SessionKey::of(&family), at);
+        }
+        self.changes.store(list.changes, Ordering::Relaxed);
+        Ok(changed)
+    }
+}
