@@ -65,7 +65,9 @@ impl Clock {
         let since = self.opened + Duration::from_millis(self.since.load(Ordering::Relaxed));
         let allowed = match self.phase.load(Ordering::Relaxed) {
             HEAD => limits.header_timeout,
-            BUSY => limits.body_timeout,
+            // The handler itself answers a body that does not arrive in time (408); this is
+            // the backstop, with room for that answer.
+            BUSY => limits.body_timeout * 2,
             _ => limits.idle_timeout,
         };
         since + allowed

@@ -32,6 +32,7 @@ mod ops;
 mod presence;
 mod profile;
 mod read_typing;
+mod safety;
 mod search;
 mod slow_consumers;
 mod startup_seed;

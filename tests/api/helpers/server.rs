@@ -2,6 +2,7 @@
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chatserver::config::Config;
 
@@ -13,9 +14,12 @@ pub struct TestServer {
     /// Holds the temporary directory (and the database in it) until the server is dropped.
     _dir: tempfile::TempDir,
     pub db_path: PathBuf,
-    tweak: fn(&mut Config),
+    tweak: Tweak,
     server: Option<chatserver::app::Server>,
 }
+
+/// How a test adjusts `Config::for_tests` (kept for restarts).
+type Tweak = Arc<dyn Fn(&mut Config) + Send + Sync>;
 
 impl Deref for TestServer {
     type Target = Api;
@@ -24,7 +28,7 @@ impl Deref for TestServer {
     }
 }
 
-async fn boot(db_path: &Path, tweak: fn(&mut Config)) -> chatserver::app::Server {
+async fn boot(db_path: &Path, tweak: &Tweak) -> chatserver::app::Server {
     let mut cfg = Config::for_tests(db_path.to_path_buf());
     tweak(&mut cfg);
     tokio::time::timeout(TIMEOUT, chatserver::app::start(cfg))
@@ -40,9 +44,15 @@ impl TestServer {
 
     /// Starts with `Config::for_tests` adjusted by `tweak` (kept for restarts).
     pub async fn start_with(tweak: fn(&mut Config)) -> Self {
+        Self::start_configured(tweak).await
+    }
+
+    /// As `start_with`, for a tweak that needs values of its own (an address, a limit).
+    pub async fn start_configured(tweak: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        let tweak: Tweak = Arc::new(tweak);
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("chat.db");
-        let server = boot(&db_path, tweak).await;
+        let server = boot(&db_path, &tweak).await;
         let api = Api::new(server.addr());
         TestServer {
             api,
@@ -56,7 +66,7 @@ impl TestServer {
     /// Graceful shutdown, then a new server on the same database file.
     pub async fn restart(&mut self) {
         self.shutdown().await;
-        let server = boot(&self.db_path, self.tweak).await;
+        let server = boot(&self.db_path, &self.tweak).await;
         self.api = Api::new(server.addr());
         self.server = Some(server);
     }

@@ -133,6 +133,22 @@ pub async fn ws_refused(
 }
 
 impl Ws {
+    /// A socket from the loopback source address `source` (127.0.0.2, …).
+    pub async fn connect_from(source: &str, addr: SocketAddr, token: &str) -> Ws {
+        let tcp = tcp_from(source, addr).await;
+        let request = ws_url(addr, Some(token), None)
+            .into_client_request()
+            .expect("ws request");
+        let (stream, _) = tokio::time::timeout(
+            TIMEOUT,
+            tokio_tungstenite::client_async_with_config(request, tcp, Some(client_config())),
+        )
+        .await
+        .expect("handshake timed out")
+        .expect("handshake");
+        Ws { stream }
+    }
+
     pub async fn connect(addr: SocketAddr, token: &str, since: Option<i64>) -> Ws {
         let url = ws_url(addr, Some(token), since);
         Self::connect_request(url.into_client_request().unwrap()).await
