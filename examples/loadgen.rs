@@ -5,7 +5,8 @@
 //! ```sh
 //! cargo build --release && cargo build --release --example loadgen
 //! ulimit -n 20000   # in the server's shell: `idle` holds 10,000 sockets
-//! RUST_LOG=warn target/release/chatserver --addr 127.0.0.1:18100 --db /tmp/lg/chat.db --bcrypt-cost 4 &
+//! RUST_LOG=warn target/release/chatserver --addr 127.0.0.1:18100 --db /tmp/lg/chat.db \
+//!     --bcrypt-cost 4 --register-rate 100000 &
 //! L="target/release/examples/loadgen --url http://127.0.0.1:18100"
 //! $L idle --sockets 10000          # first, on the fresh server (see below)
 //! $L http-send --connections 64
@@ -14,11 +15,16 @@
 //! $L fanout --groups 10 --members 100 --senders 10
 //! $L history --messages 1000000    # fills a group once (~20-40 s), reuses it afterwards
 //! target/release/examples/loadgen startup --bin target/release/chatserver
+//! $L class --seconds 20 --runs 3   # 30 chatting while one attacks (on a fresh server)
 //! ```
 //!
 //! - `http-send`, `fanout` and `idle` register fresh users (names `lg<hex>_<n>`), so the server
 //!   should run with `--bcrypt-cost 4`: setup then takes seconds, not minutes. `history` logs
 //!   in as the seeded Ava (password `password`). `startup` spawns its own servers.
+//! - Its connections come from 127.0.0.2–127.0.0.101 in turn (many clients, as the server's
+//!   per-address bound expects); the attacker in `class` uses 127.0.0.250 alone.
+//! - `--register-rate 100000` lets one load generator sign up its users; by default the server
+//!   allows 10 sign-ups an hour per address.
 //! - `RUST_LOG=warn` keeps the server from logging every request (≈ 6 % of http-send here).
 //! - `idle` gives RSS per socket against the server's RSS before its first run; run it on a
 //!   freshly started server, since memory freed by earlier sockets is reused without growing.
@@ -38,6 +44,8 @@
 )]
 
 // A crate root looks for its modules beside itself; these live in examples/loadgen/.
+#[path = "loadgen/class.rs"]
+mod class;
 #[path = "loadgen/net.rs"]
 mod net;
 #[path = "loadgen/scenarios.rs"]
@@ -57,6 +65,8 @@ pub enum Scenario {
     Idle,
     History,
     Startup,
+    /// A class of 30 chatting while one of them attacks the server.
+    Class,
 }
 
 /// Options shared by every scenario; each uses the ones that concern it.

@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::auth::SessionKey;
-use crate::model::{GroupId, UserId};
+use crate::model::{GroupId, MessageId, UserId};
 use crate::protocol::ServerFrame;
 
 /// A committed event: the frame, for the sockets to route by, and its text, serialised once
@@ -77,8 +77,16 @@ pub type Receiver = broadcast::Receiver<Arc<Event>>;
 
 pub struct Hub {
     capacity: usize,
-    groups: Mutex<HashMap<GroupId, broadcast::Sender<Arc<Event>>>>,
+    groups: Mutex<Groups>,
     users: Mutex<HashMap<UserId, UserSlot>>,
+}
+
+#[derive(Default)]
+struct Groups {
+    channels: HashMap<GroupId, broadcast::Sender<Arc<Event>>>,
+    /// Each conversation's newest message published by this process, so a socket that
+    /// subscribes late (a new member) reads the database only if it missed one.
+    newest: HashMap<GroupId, MessageId>,
 }
 
 struct UserSlot {
@@ -96,7 +104,7 @@ impl Hub {
     pub fn new(capacity: usize) -> Hub {
         Hub {
             capacity,
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(Groups::default()),
             users: Mutex::new(HashMap::new()),
         }
     }
@@ -105,10 +113,19 @@ impl Hub {
         match out {
             Outbound::Group(group, event) => {
                 let mut groups = lock(&self.groups);
-                if let Some(tx) = groups.get(&group) {
+                match &event.frame {
+                    ServerFrame::GroupMessage(m) => {
+                        groups.newest.insert(group, m.id);
+                    }
+                    ServerFrame::GroupDeleted { .. } => {
+                        groups.newest.remove(&group);
+                    }
+                    _ => {}
+                }
+                if let Some(tx) = groups.channels.get(&group) {
                     if tx.send(event).is_err() {
                         // Nobody listens any more: drop the channel until someone subscribes.
-                        groups.remove(&group);
+                        groups.channels.remove(&group);
                     }
                 }
             }
@@ -130,18 +147,25 @@ impl Hub {
     pub fn release_group(&self, group: GroupId) {
         let mut groups = lock(&self.groups);
         if groups
+            .channels
             .get(&group)
             .is_some_and(|tx| tx.receiver_count() == 0)
         {
-            groups.remove(&group);
+            groups.channels.remove(&group);
         }
     }
 
-    pub fn subscribe_group(&self, group: GroupId) -> Receiver {
-        lock(&self.groups)
+    /// A receiver of the conversation's events from now on, and the newest message published
+    /// before it (by this process), if any.
+    pub fn subscribe_group(&self, group: GroupId) -> (Receiver, Option<MessageId>) {
+        let mut groups = lock(&self.groups);
+        let newest = groups.newest.get(&group).copied();
+        let rx = groups
+            .channels
             .entry(group)
             .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .subscribe()
+            .subscribe();
+        (rx, newest)
     }
 
     /// Registers one socket of `user`, unless they already have `limit` sockets (checked and
@@ -222,12 +246,12 @@ impl Drop for Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::MessageId;
 
     #[test]
     fn group_events_reach_subscribers_in_order_and_unsubscribed_groups_cost_nothing() {
         let hub = Hub::new(8);
-        let mut rx = hub.subscribe_group(GroupId(1));
+        let (mut rx, newest) = hub.subscribe_group(GroupId(1));
+        assert_eq!(newest, None);
         let deleted = |id| {
             Event::new(ServerFrame::MessageDeleted {
                 id: MessageId(id),
@@ -243,18 +267,47 @@ mod tests {
             assert_eq!(ev.frame, deleted(id).frame);
         }
         assert!(rx.try_recv().is_err());
-        assert!(!lock(&hub.groups).contains_key(&GroupId(2)));
+        assert!(!lock(&hub.groups).channels.contains_key(&GroupId(2)));
         hub.release_group(GroupId(1));
         assert!(
-            lock(&hub.groups).contains_key(&GroupId(1)),
+            lock(&hub.groups).channels.contains_key(&GroupId(1)),
             "still listened to"
         );
         drop(rx);
         hub.release_group(GroupId(1));
         assert!(
-            !lock(&hub.groups).contains_key(&GroupId(1)),
+            !lock(&hub.groups).channels.contains_key(&GroupId(1)),
             "freed with its last listener"
         );
+    }
+
+    #[test]
+    fn a_late_subscriber_learns_the_newest_message_published_before_it() {
+        let hub = Hub::new(8);
+        let message = crate::model::Message {
+            id: MessageId(7),
+            group_id: GroupId(3),
+            sender_id: None,
+            sender_username: None,
+            content: "hi".into(),
+            timestamp: String::new(),
+            edited_at: None,
+            deleted: false,
+            client_id: None,
+        };
+        hub.publish(Outbound::Group(
+            GroupId(3),
+            Event::new(ServerFrame::GroupMessage(message)),
+        ));
+        assert_eq!(hub.subscribe_group(GroupId(3)).1, Some(MessageId(7)));
+        assert_eq!(hub.subscribe_group(GroupId(4)).1, None);
+        hub.publish(Outbound::Group(
+            GroupId(3),
+            Event::new(ServerFrame::GroupDeleted {
+                group_id: GroupId(3),
+            }),
+        ));
+        assert_eq!(hub.subscribe_group(GroupId(3)).1, None);
     }
 
     #[test]

@@ -22,6 +22,30 @@ pub type Res<T> = Result<T, String>;
 /// Every network wait is bounded by this, so a stuck server cannot hang the load generator.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The load generator is many clients: its connections come from 127.0.0.2–127.0.0.101 in
+/// turn, since the server holds each address to a share of its connections
+/// (`--max-connections-per-ip`).
+static NEXT_SOURCE: AtomicU64 = AtomicU64::new(0);
+
+/// A TCP connection to the server from the next client address (an IPv6 server: from ::1).
+pub async fn tcp_connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    if addr.is_ipv6() {
+        return TcpStream::connect(addr).await;
+    }
+    let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % 100;
+    tcp_connect_from(addr, std::net::Ipv4Addr::new(127, 0, 0, 2 + n as u8)).await
+}
+
+/// A TCP connection from one given loopback address (the attacker in `class`).
+pub async fn tcp_connect_from(
+    addr: SocketAddr,
+    source: std::net::Ipv4Addr,
+) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source.into(), 0))?;
+    socket.connect(addr).await
+}
+
 /// A hand-written HTTP/1.1 keep-alive client. Why not reqwest: on 2 shared cores every
 /// microsecond the client spends is taken from the server, and this does the minimum
 /// (one write, one or two reads per request, no header map, no pool).
@@ -29,6 +53,8 @@ pub struct Http {
     addr: SocketAddr,
     conn: Option<TcpStream>,
     buf: Vec<u8>,
+    /// Connect from this address rather than the next one in turn.
+    source: Option<std::net::Ipv4Addr>,
 }
 
 impl Http {
@@ -37,14 +63,25 @@ impl Http {
             addr,
             conn: None,
             buf: Vec::with_capacity(16 * 1024),
+            source: None,
+        }
+    }
+
+    /// A client that always connects from `source`.
+    pub fn from(addr: SocketAddr, source: std::net::Ipv4Addr) -> Http {
+        Http {
+            source: Some(source),
+            ..Http::new(addr)
         }
     }
 
     /// Opens the connection now, so a timed loop does not pay for it.
     pub async fn connect(&mut self) -> Res<()> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let tcp = match self.source {
+            Some(source) => tcp_connect_from(self.addr, source).await,
+            None => tcp_connect(self.addr).await,
+        }
+        .map_err(|e| format!("connect: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         self.conn = Some(tcp);
         self.buf.clear();
@@ -181,7 +218,7 @@ pub async fn ws_open(addr: SocketAddr, token: &str, since: Option<u64>) -> Res<W
         .read_buffer_size(8 * 1024)
         .write_buffer_size(0);
     let open = async {
-        let tcp = TcpStream::connect(addr)
+        let tcp = tcp_connect(addr)
             .await
             .map_err(|e| format!("ws connect: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;

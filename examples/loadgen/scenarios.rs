@@ -24,6 +24,7 @@ pub async fn run(o: &Opts, addr: Option<SocketAddr>, nofile: u64) -> Res<bool> {
         Scenario::Idle => idle(o, addr(), nofile).await,
         Scenario::History => history(o, addr()).await,
         Scenario::Startup => startup(o).await,
+        Scenario::Class => crate::class::run(o, addr()).await,
     }
 }
 

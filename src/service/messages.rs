@@ -201,3 +201,24 @@ impl Service {
         self.hub.publish(Outbound::Group(group, event));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_user_runs_at_most_two_searches_and_a_finished_one_frees_its_turn() {
+        let searches = Searches::default();
+        let (ava, mike) = (UserId(1), UserId(2));
+        let first = searches.start(ava).await.unwrap();
+        let _second = searches.start(ava).await.unwrap();
+        let third = searches.start(ava).await.err().expect("a third is refused");
+        assert_eq!(third.code(), "rate_limited");
+        assert!(
+            searches.start(mike).await.is_ok(),
+            "others have their own turns"
+        );
+        drop(first);
+        assert!(searches.start(ava).await.is_ok());
+    }
+}

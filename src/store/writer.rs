@@ -272,7 +272,7 @@ mod tests {
         writes: &[(i64, Then)],
     ) -> (Vec<Result<i64>>, Vec<i64>, Vec<MessageId>) {
         let hub = Hub::new(64);
-        let mut events = hub.subscribe_group(GroupId(1));
+        let (mut events, _) = hub.subscribe_group(GroupId(1));
         let (jobs, replies): (Vec<_>, Vec<_>) = writes.iter().map(|&(v, f)| write(v, f)).unzip();
         run_batch(conn, jobs, &hub, &Metrics::new());
         let answers = replies

@@ -31,7 +31,8 @@ impl Session {
         let start = found.map_err(|_| End::Broken)?.ok_or(End::Broken)?;
         self.username = start.username;
         for &g in &start.group_ids {
-            self.subscribe(g, since.unwrap_or(start.newest));
+            // Whatever was published before is read back below (`replay`).
+            let _ = self.subscribe(g, since.unwrap_or(start.newest));
         }
         if let Some(since) = since {
             self.replay(since).await?;
@@ -93,10 +94,13 @@ impl Session {
         Ok(())
     }
 
-    fn subscribe(&mut self, group: GroupId, cursor: MessageId) {
-        let rx = self.state.service.hub.subscribe_group(group);
+    /// Follows `group` from `cursor` on; true when a message above the cursor was published
+    /// before the subscription (so the database must be read for it).
+    fn subscribe(&mut self, group: GroupId, cursor: MessageId) -> bool {
+        let (rx, newest) = self.state.service.hub.subscribe_group(group);
         self.subs.insert(group, BroadcastStream::new(rx));
         self.cursors.insert(group, cursor);
+        newest.is_some_and(|n| n > cursor)
     }
 
     fn unsubscribe(&mut self, group: GroupId) {
@@ -174,8 +178,10 @@ impl Session {
             } if *user_id == self.user => {
                 let (group_id, since) = (*group_id, *since);
                 self.feed(event.text.clone()).await?;
-                if !self.subs.contains_key(&group_id) {
-                    self.subscribe(group_id, since);
+                // Added to a conversation: what it says since the addition is read back only if
+                // a message was published before this socket subscribed (a group made with its
+                // members has none, so a storm of new groups costs no reads).
+                if !self.subs.contains_key(&group_id) && self.subscribe(group_id, since) {
                     self.catch_up(group_id).await?;
                 }
                 Ok(())

@@ -13,7 +13,19 @@ use super::*;
 pub const BIN: &str = env!("CARGO_BIN_EXE_chatserver");
 
 fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    command_under(None, args)
+}
+
+/// The binary with `args`, run with an open-files limit of `nofile` when given (prlimit).
+fn command_under(nofile: Option<u32>, args: &[&str]) -> Command {
+    let mut cmd = match nofile {
+        None => Command::new(BIN),
+        Some(n) => {
+            let mut cmd = Command::new("prlimit");
+            cmd.arg(format!("--nofile={n}:{n}")).arg("--").arg(BIN);
+            cmd
+        }
+    };
     cmd.args(args)
         .env_remove("RUST_LOG")
         // Cheap hashing for subcommands that hash (user add, seed) when they honour the variable.
@@ -134,17 +146,22 @@ impl ServerProcess {
     }
 
     pub async fn spawn_with(db: &Path, extra: &[&str]) -> Self {
+        Self::spawn_limited(db, extra, None).await
+    }
+
+    /// As `spawn_with`, under an open-files limit of `nofile` (soft and hard) when given.
+    pub async fn spawn_limited(db: &Path, extra: &[&str], nofile: Option<u32>) -> Self {
         let db = db.to_str().expect("utf-8 path").to_string();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         tokio::task::spawn_blocking(move || {
             let extra: Vec<&str> = extra.iter().map(|s| s.as_str()).collect();
-            Self::spawn_blocking(&db, &extra)
+            Self::spawn_blocking(&db, &extra, nofile)
         })
         .await
         .expect("spawn task")
     }
 
-    fn spawn_blocking(db: &str, extra: &[&str]) -> Self {
+    fn spawn_blocking(db: &str, extra: &[&str], nofile: Option<u32>) -> Self {
         let mut args = vec![
             "serve",
             "--addr",
@@ -155,7 +172,7 @@ impl ServerProcess {
             "4",
         ];
         args.extend_from_slice(extra);
-        let mut child = command(&args)
+        let mut child = command_under(nofile, &args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

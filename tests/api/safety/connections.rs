@@ -181,3 +181,22 @@ async fn sockets_count_against_the_bound() {
     assert_refused(&server, "127.0.0.2").await;
     sockets[0].ping_pong().await;
 }
+
+/// With a small open-files limit, a flood of idle connections from one address used to make
+/// every new client fail; now the flood is held to its share of what the limit allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_connections_under_a_small_open_files_limit_leaves_others_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::spawn_limited(&dir.path().join("chat.db"), &[], Some(256)).await;
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        flood.push(tcp_from("127.0.0.2", server.addr).await);
+    }
+    let other = server.via("127.0.0.3");
+    let (status, body) = other.get("/healthz", None).await;
+    assert_eq!(status, 200, "{body}");
+    let ava = other.ava().await;
+    let (status, _) = other.get("/v1/me", ava.auth()).await;
+    assert_eq!(status, 200);
+    drop(flood);
+}
