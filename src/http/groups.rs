@@ -36,7 +36,9 @@ struct CreateBody {
         (status = 201, body = Group),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "A member has blocked the caller", body = ErrorBody),
         (status = 404, description = "A member_id names no user", body = ErrorBody),
+        (status = 409, description = "Too many groups owned, or a member in too many conversations", body = ErrorBody),
     ))]
 async fn create(mut req: Request) -> Result<Response> {
     let user = req.user()?;
@@ -196,7 +198,9 @@ async fn remove_member(req: Request) -> Result<Response> {
         (status = 201, description = "Created", body = Group),
         (status = 400, description = "Yourself", body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "The user has blocked the caller", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "One of the two is in too many conversations", body = ErrorBody),
     ))]
 async fn direct(req: Request) -> Result<Response> {
     let (group, created) = req

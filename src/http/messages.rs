@@ -64,7 +64,9 @@ async fn send(mut req: Request) -> Result<Response> {
         (status = 200, description = "A repeat of an earlier client_id", body = Message),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "The user has blocked the caller", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "One of the two is in too many conversations", body = ErrorBody),
     ))]
 async fn send_direct(mut req: Request) -> Result<Response> {
     let (user, other) = (req.user()?, req.id("user_id")?);
@@ -199,6 +201,8 @@ struct SearchResults {
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "Two searches of this user are running", body = ErrorBody),
+        (status = 503, description = "The search ran over its time budget", body = ErrorBody),
     ))]
 async fn search(req: Request) -> Result<Response> {
     let q = req.query()?;

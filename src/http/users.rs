@@ -36,6 +36,7 @@ struct RegisterBody {
     (status = 400, body = ErrorBody),
     (status = 403, description = "Registration is closed (--registration closed)", body = ErrorBody),
     (status = 409, description = "Username or email taken", body = ErrorBody),
+    (status = 429, description = "Too many sign-ups from this address; see Retry-After", body = ErrorBody),
 ))]
 async fn register(mut req: Request) -> Result<Response> {
     let body: RegisterBody = req.json().await?;
@@ -142,6 +143,7 @@ struct PasswordBody {
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "The current password is wrong", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords from this address; see Retry-After", body = ErrorBody),
     ))]
 async fn change_password(mut req: Request) -> Result<Response> {
     let user = req.user()?;
@@ -174,6 +176,7 @@ async fn block(req: Request) -> Result<Response> {
     responses(
         (status = 204, description = "Not blocked (any more)"),
         (status = 401, body = ErrorBody),
+        (status = 404, description = "Not a user id", body = ErrorBody),
     ))]
 async fn unblock(req: Request) -> Result<Response> {
     req.service()

@@ -350,3 +350,40 @@ pub(super) fn direct(
     group.peer = peer_of(conn, &group, me)?;
     Ok(written((group, created), events))
 }
+
+/// Each group `owner` owns passes to its oldest admin, else its oldest member; a group left
+/// with nobody is deleted (the owner's account is being deleted).
+pub(super) fn hand_over(conn: &Connection, owner: UserId) -> Result<()> {
+    let owned: Vec<i64> = {
+        let mut stmt =
+            conn.prepare("SELECT id FROM conversations WHERE owner_id = ?1 AND kind = 'group'")?;
+        let rows = stmt.query_map([owner], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for group in owned {
+        let successor: Option<UserId> = conn
+            .query_row(
+                "SELECT user_id FROM members WHERE conversation_id = ?1 AND user_id != ?2
+                 ORDER BY role = 'admin' DESC, joined_at, user_id LIMIT 1",
+                params![group, owner],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match successor {
+            Some(next) => {
+                conn.execute(
+                    "UPDATE members SET role = 'owner' WHERE conversation_id = ?1 AND user_id = ?2",
+                    params![group, next],
+                )?;
+                conn.execute(
+                    "UPDATE conversations SET owner_id = ?2 WHERE id = ?1",
+                    params![group, next],
+                )?;
+            }
+            None => {
+                conn.execute("DELETE FROM conversations WHERE id = ?1", [group])?;
+            }
+        }
+    }
+    Ok(())
+}

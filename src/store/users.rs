@@ -316,7 +316,7 @@ pub(super) fn count_change(conn: &Connection) -> Result<()> {
 /// Deletes an account. Each group it owned passes to its oldest admin, else to its oldest
 /// member; a group left with nobody is deleted.
 pub(super) fn delete(conn: &Connection, id: UserId) -> Result<()> {
-    hand_over_groups(conn, id)?;
+    super::groups::hand_over(conn, id)?;
     conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2)
@@ -325,41 +325,6 @@ pub(super) fn delete(conn: &Connection, id: UserId) -> Result<()> {
         params![HIGHEST_DELETED_KEY, id.0.to_string()],
     )?;
     count_change(conn)
-}
-
-fn hand_over_groups(conn: &Connection, owner: UserId) -> Result<()> {
-    let owned: Vec<i64> = {
-        let mut stmt =
-            conn.prepare("SELECT id FROM conversations WHERE owner_id = ?1 AND kind = 'group'")?;
-        let rows = stmt.query_map([owner], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    for group in owned {
-        let successor: Option<UserId> = conn
-            .query_row(
-                "SELECT user_id FROM members WHERE conversation_id = ?1 AND user_id != ?2
-                 ORDER BY role = 'admin' DESC, joined_at, user_id LIMIT 1",
-                params![group, owner],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match successor {
-            Some(next) => {
-                conn.execute(
-                    "UPDATE members SET role = 'owner' WHERE conversation_id = ?1 AND user_id = ?2",
-                    params![group, next],
-                )?;
-                conn.execute(
-                    "UPDATE conversations SET owner_id = ?2 WHERE id = ?1",
-                    params![group, next],
-                )?;
-            }
-            None => {
-                conn.execute("DELETE FROM conversations WHERE id = ?1", [group])?;
-            }
-        }
-    }
-    Ok(())
 }
 
 fn changes(conn: &Connection) -> Result<i64> {

@@ -14,6 +14,10 @@ use tokio::sync::Notify;
 
 use crate::model::UserId;
 
+mod signups;
+
+pub(crate) use signups::RateLimit;
+
 /// How many failures in `window`.
 #[derive(Clone, Copy, Debug)]
 pub struct Limit {
@@ -58,7 +62,7 @@ impl LoginKey<'_> {
 /// Over its budget, an address gets one attempt per this long.
 const PACE: Duration = Duration::from_secs(1);
 /// Entries kept before old ones are swept: an attacker inventing names cannot grow the maps.
-const MAX_ENTRIES: usize = 100_000;
+pub(super) const MAX_ENTRIES: usize = 100_000;
 
 pub(crate) struct LoginGuard {
     pair: Limit,
@@ -93,7 +97,7 @@ pub(crate) struct Attempt<'g> {
     open: bool,
 }
 
-fn forget_before(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+pub(super) fn forget_before(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
     while times
         .front()
         .is_some_and(|t| now.duration_since(*t) >= window)
@@ -257,54 +261,6 @@ impl Drop for Attempt<'_> {
     }
 }
 
-/// At most `limit` events per address in `window` (sign-ups).
-pub(crate) struct RateLimit {
-    limit: usize,
-    window: Duration,
-    by_ip: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
-}
-
-impl RateLimit {
-    pub fn new(limit: usize, window: Duration) -> RateLimit {
-        RateLimit {
-            limit,
-            window,
-            by_ip: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one of `ip`'s events now, or says how long until one is free. `give_back` returns
-    /// it (the event did not happen after all).
-    pub fn take(&self, ip: IpAddr) -> Result<Instant, Duration> {
-        let now = Instant::now();
-        let mut by_ip = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if by_ip.len() > MAX_ENTRIES {
-            let window = self.window;
-            by_ip.retain(|_, t| {
-                t.back()
-                    .is_some_and(|last| now.duration_since(*last) < window)
-            });
-        }
-        let times = by_ip.entry(ip).or_default();
-        forget_before(times, now, self.window);
-        if times.len() >= self.limit {
-            let oldest = times[times.len() - self.limit];
-            return Err(self.window.saturating_sub(now.duration_since(oldest)));
-        }
-        times.push_back(now);
-        Ok(now)
-    }
-
-    pub fn give_back(&self, ip: IpAddr, taken: Instant) {
-        let mut by_ip = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(times) = by_ip.get_mut(&ip) {
-            if let Some(i) = times.iter().position(|t| *t == taken) {
-                times.remove(i);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,17 +358,5 @@ mod tests {
             guard.pace("10.0.0.2".parse().unwrap()).is_zero(),
             "others are not slowed"
         );
-    }
-
-    #[test]
-    fn sign_ups_are_limited_per_address_and_a_failed_one_is_given_back() {
-        let rate = RateLimit::new(2, Duration::from_secs(60));
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let first = rate.take(a).unwrap();
-        rate.take(a).unwrap();
-        assert!(rate.take(a).is_err());
-        rate.give_back(a, first);
-        assert!(rate.take(a).is_ok());
-        assert!(rate.take("10.0.0.2".parse().unwrap()).is_ok());
     }
 }
