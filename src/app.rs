@@ -124,7 +124,8 @@ async fn open_service(config: &Config, metrics: &Arc<Metrics>) -> Result<Service
 fn housekeeping(state: &Arc<AppState>) -> [JoinHandle<()>; 2] {
     let deletions = every(Duration::from_secs(1), Arc::clone(state), |s| async move {
         s.service.store.check_file();
-        s.service.follow_account_changes().await
+        s.service.follow_account_changes().await;
+        s.service.follow_cli_changes().await
     });
     let purge = every(
         Duration::from_secs(3600),
@@ -183,6 +184,19 @@ impl Server {
         self.metrics_addr
     }
 
+    /// The demo accounts that still exist (username, password), for the banner.
+    pub async fn demo_accounts(&self) -> Vec<(String, String)> {
+        let loopback = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+        match self.state.service.welcome(loopback).await {
+            Ok(w) => w
+                .demo_accounts
+                .into_iter()
+                .map(|d| (d.username, d.password))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Every route the server serves, as documented in /openapi.json.
     pub fn routes(&self) -> &[RouteInfo] {
         &self.routes
@@ -201,6 +215,7 @@ impl Server {
         for task in self.tasks {
             let _ = task.await;
         }
+        self.state.service.store.close().await;
         tracing::info!("stopped");
     }
 }

@@ -71,7 +71,7 @@ impl TokenArgs {
 #[derive(Clone, Copy, Debug, Args)]
 pub struct HashArgs {
     /// bcrypt cost for new password hashes (4–31).
-    #[arg(long, env = "CHATSERVER_BCRYPT_COST", default_value_t = 10,
+    #[arg(long, env = "CHATSERVER_BCRYPT_COST", default_value_t = 10, value_name = "COST",
           value_parser = clap::value_parser!(u32).range(4..=31))]
     pub bcrypt_cost: u32,
 }
@@ -92,7 +92,8 @@ pub struct Config {
     pub refresh_ttl: Duration,
     #[command(flatten)]
     pub hashing: HashArgs,
-    /// Do not seed a new database with the default users and group.
+    /// Do not seed a new database with the default users and group. Remembered in the
+    /// database: it is not seeded on a later start without the flag either.
     #[arg(long, env = "CHATSERVER_NO_SEED")]
     pub no_seed: bool,
     /// normal: survives a crash of the process; full: also survives power loss (slower).
@@ -112,22 +113,27 @@ pub struct Config {
     #[arg(
         long = "cors-origin",
         env = "CHATSERVER_CORS_ORIGIN",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_name = "ORIGIN",
+        value_parser = origin
     )]
     pub cors_origins: Vec<String>,
     /// Serve /metrics on this address (e.g. 127.0.0.1:9090) instead of --addr.
-    #[arg(long, env = "CHATSERVER_METRICS_ADDR")]
+    #[arg(long, env = "CHATSERVER_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
-    /// closed: only the operator creates accounts (`chatserver user add`).
+    /// open: anyone who reaches the server may sign up; closed: only the operator creates
+    /// accounts (`chatserver user add` or `user import`).
     #[arg(
         long,
         env = "CHATSERVER_REGISTRATION",
         value_enum,
-        default_value = "open"
+        default_value = "open",
+        value_name = "MODE"
     )]
     pub registration: Registration,
     /// Open WebSockets one user may hold at once.
-    #[arg(long, env = "CHATSERVER_MAX_SOCKETS_PER_USER", default_value = "32", value_parser = count)]
+    #[arg(long, env = "CHATSERVER_MAX_SOCKETS_PER_USER", default_value = "32", value_name = "N",
+          value_parser = count)]
     pub max_sockets_per_user: usize,
     /// Seconds between pings to each socket (at least 0.1); one silent for 2.5 intervals is
     /// closed.
@@ -142,21 +148,25 @@ pub struct Config {
     pub hub_capacity: usize,
     /// Failed logins (and wrong current passwords) for one account from one address that
     /// lock that account for that address, as FAILURES/SECONDS.
-    #[arg(long, env = "CHATSERVER_LOGIN_LIMIT", default_value = "10/600", value_parser = Limit::parse)]
+    #[arg(long, env = "CHATSERVER_LOGIN_LIMIT", default_value = "10/600",
+          value_name = "FAILURES/SECONDS", value_parser = Limit::parse)]
     pub login_limit: Limit,
     /// Failed logins from one address, over all accounts, after which its attempts are slowed
     /// to one a second, as FAILURES/SECONDS.
     #[arg(long, env = "CHATSERVER_ADDRESS_FAILURE_BUDGET", default_value = "200/3600",
-          value_parser = Limit::parse)]
+          value_name = "FAILURES/SECONDS", value_parser = Limit::parse)]
     pub address_failure_budget: Limit,
     /// Accounts one address may register in an hour.
-    #[arg(long, env = "CHATSERVER_REGISTER_RATE", default_value = "10", value_parser = count)]
+    #[arg(long, env = "CHATSERVER_REGISTER_RATE", default_value = "10", value_name = "N",
+          value_parser = count)]
     pub register_rate: usize,
     /// Groups one user may own.
-    #[arg(long, env = "CHATSERVER_MAX_GROUPS_PER_USER", default_value = "100", value_parser = count)]
+    #[arg(long, env = "CHATSERVER_MAX_GROUPS_PER_USER", default_value = "100", value_name = "N",
+          value_parser = count)]
     pub max_groups_per_user: usize,
     /// Conversations (groups and direct chats) one user may be in.
-    #[arg(long, env = "CHATSERVER_MAX_MEMBERSHIPS", default_value = "1000", value_parser = count)]
+    #[arg(long, env = "CHATSERVER_MAX_MEMBERSHIPS", default_value = "1000", value_name = "N",
+          value_parser = count)]
     pub max_memberships: usize,
     /// How long one search may run before it is stopped (503).
     #[arg(long, env = "CHATSERVER_SEARCH_TIMEOUT", default_value = "2", value_name = "SECONDS",
@@ -184,11 +194,11 @@ pub struct NetArgs {
     pub idle_timeout: Duration,
     /// Connections (sockets included) held at once (default: what the open-files limit allows,
     /// less a reserve for the database and the server's own files).
-    #[arg(long, env = "CHATSERVER_MAX_CONNECTIONS", value_parser = count)]
+    #[arg(long, env = "CHATSERVER_MAX_CONNECTIONS", value_name = "N", value_parser = count)]
     pub max_connections: Option<usize>,
     /// Connections one address may hold at once; never more than half of --max-connections.
     #[arg(long, env = "CHATSERVER_MAX_CONNECTIONS_PER_IP", default_value = "512",
-          value_parser = count)]
+          value_name = "N", value_parser = count)]
     pub max_connections_per_ip: usize,
     /// Another name this server is reached by (repeatable). Requests whose Host is not an IP
     /// address, localhost, this machine's name or one of these get 421: that is what stops a
@@ -283,6 +293,40 @@ fn count(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// `*`, or an origin as a browser sends it: `http` or `https`, a host, maybe a port, and
+/// nothing after (a trailing `/` is forgiven). Anything else would never match a request.
+fn origin(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s == "*" {
+        return Ok(s.into());
+    }
+    let bad = || {
+        format!(
+            "{s:?} is not an origin; give the scheme, host and optional port, like \
+             https://chat.example.org or http://192.168.1.20:8080 (or `*` for any)"
+        )
+    };
+    let lower = s.trim_end_matches('/').to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"))
+        .ok_or_else(bad)?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && (host.starts_with('[') && host.ends_with(']')
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    if !host_ok || !port_ok {
+        return Err(bad());
+    }
+    Ok(lower)
+}
+
 fn signing_secret(s: &str) -> Result<String, String> {
     if s.len() < 16 {
         return Err("the JWT secret must be at least 16 bytes long".into());
@@ -311,9 +355,27 @@ mod tests {
             &["--access-ttl", "99999999999999"],
             &["--login-limit", "5"],
             &["--idle-timeout", "-1"],
+            &["--cors-origin", "not a url"],
+            &["--cors-origin", "https://a.example/path"],
+            &["--cors-origin", "ftp://a.example"],
+            &["--cors-origin", "http://a.example:99999"],
         ] {
             assert!(Config::from_args(bad).is_err(), "{bad:?} was accepted");
         }
+        let cors = Config::from_args([
+            "--cors-origin",
+            "https://Chat.Example.org/,http://192.168.1.20:8080,http://[::1]:3000,*",
+        ])
+        .unwrap();
+        assert_eq!(
+            cors.cors_origins,
+            [
+                "https://chat.example.org",
+                "http://192.168.1.20:8080",
+                "http://[::1]:3000",
+                "*"
+            ]
+        );
         let fast = Config::from_args(["--ws-ping-interval", "0.2"]).unwrap();
         assert_eq!(fast.ws_ping_interval, Duration::from_millis(200));
     }

@@ -104,6 +104,13 @@ pub enum ServerFrame {
         group_id: GroupId,
         user_id: UserId,
     },
+    /// A member's role changed, or they were muted or unmuted.
+    MemberUpdated {
+        group_id: GroupId,
+        user_id: UserId,
+        role: Role,
+        muted_until: Option<String>,
+    },
     GroupUpdated {
         group_id: GroupId,
         group: Group,

@@ -1,7 +1,7 @@
 //! The operator's subcommands: migrate, seed, users, tokens and backups. Each works on the
 //! database file directly (see `store::Admin`), also while a server runs on it.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use clap::Subcommand;
@@ -14,27 +14,39 @@ use crate::store::{Admin, SeedFile, DEFAULT_SEED};
 
 #[derive(Subcommand)]
 pub(super) enum UserCommand {
-    /// Create a user; without --password, asks on the terminal or reads a line from stdin.
+    /// Create a user; without --password, asks on the terminal (twice) or reads a line from
+    /// stdin.
     Add {
+        /// 3–32 letters, digits, `_`, `.` or `-`; unique regardless of case.
         username: String,
+        /// Their email address (unique; they may log in with it too).
         email: String,
+        /// 8–128 characters. On the command line it shows in the process list and the shell's
+        /// history: leave it out to be asked.
         #[arg(long)]
         password: Option<String>,
         #[command(flatten)]
         hashing: HashArgs,
     },
+    /// Create the accounts of a class list (CSV) at once, all or nothing.
+    Import(super::classroom::ImportArgs),
     /// List users.
     List,
     /// Set a user's password (and sign them out everywhere).
     Passwd {
+        /// Whose password.
         username: String,
+        /// The new password, 8–128 characters (leave it out to be asked).
         #[arg(long)]
         password: Option<String>,
         #[command(flatten)]
         hashing: HashArgs,
     },
-    /// Delete a user.
-    Delete { username: String },
+    /// Delete a user (their messages stay, shown as from a deleted account).
+    Delete {
+        /// Whose account.
+        username: String,
+    },
 }
 
 pub(super) fn migrate(db: &Path) -> Result<()> {
@@ -102,9 +114,17 @@ pub(super) fn user(db: &Path, cmd: UserCommand) -> Result<()> {
             let profile = Admin::open(db)?.add_user(&username, &email, &hashed)?;
             println!("created user {} (id {})", profile.username, profile.id);
         }
+        UserCommand::Import(args) => super::classroom::import(db, args)?,
         UserCommand::List => {
-            for u in Admin::open(db)?.list_users()? {
-                println!("{}\t{}\t{}\t{}", u.id, u.username, u.email, u.created_at);
+            let users = Admin::open(db)?.list_users()?;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "ID\tUSERNAME\tEMAIL\tCREATED");
+            for u in users {
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}",
+                    u.id, u.username, u.email, u.created_at
+                );
             }
         }
         UserCommand::Passwd {
@@ -131,8 +151,19 @@ fn read_password(given: Option<String>) -> Result<String> {
         return Ok(p);
     }
     if std::io::stdin().is_terminal() {
-        return rpassword::prompt_password("Password: ")
-            .map_err(|e| Error::invalid("invalid_password", e.to_string()));
+        let ask = |prompt: &str| {
+            rpassword::prompt_password(prompt)
+                .map_err(|e| Error::invalid("invalid_password", e.to_string()))
+        };
+        let first = ask("Password: ")?;
+        Password::parse(&first)?;
+        if ask("Again: ")? != first {
+            return Err(Error::invalid(
+                "invalid_password",
+                "the two passwords differ; nothing changed",
+            ));
+        }
+        return Ok(first);
     }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| {

@@ -3,6 +3,8 @@
 //! (2 for a bad command line).
 
 mod admin;
+mod banner;
+mod classroom;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -20,10 +22,15 @@ use crate::error::Result;
     name = "chatserver",
     version,
     about = "A real-time chat server: one binary, one SQLite file.",
-    after_help = "Without a command, runs `serve`."
+    after_help = "Without a command, runs `serve`: `chatserver` alone serves http://127.0.0.1:8080 \
+on ./chatserver.db, made and seeded when missing. Its options are listed by \
+`chatserver serve --help`; the common ones: --addr 0.0.0.0:8080 lets other machines (a class) in, \
+--registration closed leaves account-making to `chatserver user add|import`, --no-seed starts \
+without the demo users Ava and Mike."
 )]
 struct Cli {
-    /// The SQLite database file (created if missing).
+    /// The SQLite database file. `serve` and `migrate` create it when missing; the other
+    /// commands refuse a missing file.
     #[arg(
         long,
         global = true,
@@ -50,9 +57,12 @@ enum Command {
         #[command(flatten)]
         hashing: HashArgs,
     },
-    /// Manage users.
+    /// Manage users (add, import a class list, list, passwd, delete).
     #[command(subcommand)]
     User(admin::UserCommand),
+    /// Manage groups (create, list, members, add, remove).
+    #[command(subcommand)]
+    Group(classroom::GroupCommand),
     /// Print a fresh access token for a user (so `T=$(chatserver token Ava)` works).
     Token {
         username: String,
@@ -64,7 +74,7 @@ enum Command {
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "serve", "migrate", "seed", "user", "token", "backup", "help",
+    "serve", "migrate", "seed", "user", "group", "token", "backup", "help",
 ];
 
 /// `chatserver [flags]` means `chatserver serve [flags]`.
@@ -92,23 +102,46 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "chatserver: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
+            eprintln!("chatserver: {}", one_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
     let is_serve = matches!(cli.command, Command::Serve(_));
-    init_logging(if is_serve { "info" } else { "warn" });
+    // refinery reports each migration at INFO; what was applied is logged once by the store.
+    init_logging(if is_serve {
+        "info,refinery_core=warn"
+    } else {
+        "warn"
+    });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chatserver: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A clap error on one line, with what is missing or wrong and the usage: "the following
+/// required arguments were not provided: <EMAIL> (usage: chatserver user add …; see --help)".
+fn one_line(text: &str) -> String {
+    let mut what = Vec::new();
+    let mut usage = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if usage.is_none() && !line.starts_with("tip:") {
+            what.push(line.trim_start_matches("error: ").to_string());
+        }
+    }
+    let what = if what.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        what.join(" ")
+    };
+    match usage {
+        Some(u) => format!("{what} (usage: {u}; see --help)"),
+        None => format!("{what} (see --help)"),
     }
 }
 
@@ -132,6 +165,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Migrate => admin::migrate(&db),
         Command::Seed { file, hashing } => admin::seed(&db, file.as_deref(), hashing),
         Command::User(cmd) => admin::user(&db, cmd),
+        Command::Group(cmd) => classroom::group(&db, cmd),
         Command::Token { username, tokens } => admin::token(&db, &username, &tokens),
         Command::Backup { file } => admin::backup(&db, &file),
     }
@@ -157,7 +191,7 @@ fn serve(config: Config) -> Result<()> {
     runtime.block_on(async {
         let db = config.db_path.clone();
         let server = app::start(config).await?;
-        print_banner(server.addr(), &db);
+        print_banner(server.addr(), &db, &server.demo_accounts().await);
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;
@@ -165,23 +199,10 @@ fn serve(config: Config) -> Result<()> {
     })
 }
 
-fn print_banner(addr: SocketAddr, db: &Path) {
-    let host = if addr.ip().is_unspecified() {
-        format!("localhost:{}", addr.port())
-    } else {
-        addr.to_string()
-    };
+fn print_banner(addr: SocketAddr, db: &Path, demo: &[(String, String)]) {
+    let text = banner::banner(addr, db, &banner::student_urls(addr), demo);
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "chatserver {} listening on http://{addr} (database: {})\n\
-         Try it (seeded users Ava and Mike, password \"password\"):\n  \
-         TOKEN=$(curl -s http://{host}/v1/users/login -d '{{\"username\":\"Ava\",\"password\":\"password\"}}' | jq -r .token)\n  \
-         websocat \"ws://{host}/ws?token=$TOKEN\"\n  \
-         curl -s http://{host}/v1/messages/group/1 -H \"Authorization: Bearer $TOKEN\" -d '{{\"content\":\"Hello!\"}}'",
-        env!("CARGO_PKG_VERSION"),
-        db.display(),
-    );
+    let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
 }
 
@@ -230,6 +251,17 @@ mod tests {
             with_default_command(args(&["cs", "--help"])),
             args(&["cs", "--help"])
         );
+    }
+
+    #[test]
+    fn a_command_line_error_is_one_line_naming_what_is_missing() {
+        let e = Cli::try_parse_from(["chatserver", "user", "add", "onlyname"])
+            .err()
+            .expect("an error");
+        let line = one_line(&e.to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("<EMAIL>"), "{line}");
+        assert!(line.contains("usage: chatserver user add"), "{line}");
     }
 
     #[test]

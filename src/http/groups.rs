@@ -18,6 +18,7 @@ pub(super) fn routes(r: &mut Routes) {
         .add(__path_add_member, add_member)
         .add(__path_members, members)
         .add(__path_remove_member, remove_member)
+        .add(__path_update_member, update_member)
         .add(__path_read, read)
         .add(__path_direct, direct);
 }
@@ -96,15 +97,17 @@ async fn get(req: Request) -> Result<Response> {
     json(&group, StatusCode::OK)
 }
 
+/// Give `name`, `posting` (`everyone` or `admins`: an announcement group), or both.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RenameBody {
-    name: String,
+struct GroupPatch {
+    name: Option<String>,
+    posting: Option<String>,
 }
 
-/// Renames a group (owner or admin).
+/// Renames a group, or sets who may post in it (owner or admin).
 #[utoipa::path(patch, path = "/v1/groups/{id}", tag = "groups", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Conversation id")), request_body = RenameBody, responses(
+    params(("id" = i64, Path, description = "Conversation id")), request_body = GroupPatch, responses(
         (status = 200, body = Group),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
@@ -113,9 +116,49 @@ struct RenameBody {
     ))]
 async fn rename(mut req: Request) -> Result<Response> {
     let (user, group): (_, GroupId) = (req.user()?, req.id("id")?);
-    let body: RenameBody = req.json().await?;
-    let group = req.service().rename_group(user, group, &body.name).await?;
+    let body: GroupPatch = req.json().await?;
+    let group = req
+        .service()
+        .update_group(user, group, body.name.as_deref(), body.posting.as_deref())
+        .await?;
     json(&group, StatusCode::OK)
+}
+
+/// Give `role` (`member` or `admin`), `muted_until` (RFC 3339, or `null` to unmute), or both.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MemberPatch {
+    role: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    muted_until: Option<Option<String>>,
+}
+
+/// Tells a field given as `null` (Some(None)) from one left out (None, by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Changes a member's role, or mutes them until a time (owner or admin; not the owner, not
+/// oneself). A muted member's sends get 403 `muted`.
+#[utoipa::path(patch, path = "/v1/groups/{id}/members/{user_id}", tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Conversation id"), ("user_id" = i64, Path)),
+    request_body = MemberPatch, responses(
+        (status = 200, body = Member),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn update_member(mut req: Request) -> Result<Response> {
+    let (user, group, member) = (req.user()?, req.id("id")?, req.id("user_id")?);
+    let body: MemberPatch = req.json().await?;
+    let muted_until = body.muted_until.as_ref().map(Option::as_deref);
+    let member = req
+        .service()
+        .update_member(user, group, member, body.role.as_deref(), muted_until)
+        .await?;
+    json(&member, StatusCode::OK)
 }
 
 /// Deletes a group and its messages (owner only).

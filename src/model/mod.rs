@@ -6,7 +6,8 @@ mod text;
 
 pub use ids::{GroupId, MessageId, UserId};
 pub use records::{
-    Group, GroupSummary, GroupWithMembers, Kind, Member, Message, Peer, Profile, PublicUser, Role,
+    Group, GroupSummary, GroupWithMembers, Kind, Member, Message, Peer, Posting, Profile,
+    PublicUser, Role,
 };
 pub use text::{
     page_limit, search_text, AvatarUrl, ClientId, Content, DisplayName, Email, GroupName, Password,

@@ -53,6 +53,31 @@ impl Role {
     }
 }
 
+/// Who may post in a group: everyone, or only its owner and admins (an announcement group).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Posting {
+    Everyone,
+    Admins,
+}
+
+impl Posting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Posting::Everyone => "everyone",
+            Posting::Admins => "admins",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Posting> {
+        match s {
+            "everyone" => Some(Posting::Everyone),
+            "admins" => Some(Posting::Admins),
+            _ => None,
+        }
+    }
+}
+
 /// A named group, or the one direct conversation of two users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +103,8 @@ pub struct Group {
     pub name: Option<String>,
     pub owner_id: Option<UserId>,
     pub created_at: String,
+    /// Who may post (`everyone` in a direct chat).
+    pub posting: Posting,
     /// The caller's role; absent where the group is sent to everyone (events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
@@ -119,6 +146,8 @@ pub struct Member {
     /// Filled in from the hub by the service; the database does not know who is connected.
     pub online: bool,
     pub last_seen: Option<String>,
+    /// Until when the member's sends are refused; `null` when not muted.
+    pub muted_until: Option<String>,
 }
 
 /// A user's own view of their account (the only place an email appears).

@@ -35,13 +35,13 @@ pub(crate) struct Welcome {
     registration: &'static str,
     /// The seeded accounts and their passwords: only for a browser on the server's own
     /// machine, and only while the accounts exist.
-    demo_accounts: Vec<DemoAccount>,
+    pub demo_accounts: Vec<DemoAccount>,
 }
 
 #[derive(Serialize, ToSchema)]
-struct DemoAccount {
-    username: String,
-    password: String,
+pub(crate) struct DemoAccount {
+    pub username: String,
+    pub password: String,
 }
 
 /// A change of the caller's profile, as given: `None` leaves a field alone, `Some(None)` (or an

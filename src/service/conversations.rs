@@ -4,7 +4,8 @@ use super::Service;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::model::{
-    Group, GroupId, GroupName, GroupSummary, GroupWithMembers, Member, MessageId, Role, UserId,
+    Group, GroupId, GroupName, GroupSummary, GroupWithMembers, Member, MessageId, Posting, Role,
+    UserId,
 };
 use crate::store::Activity;
 
@@ -53,9 +54,61 @@ impl Service {
         Ok(group)
     }
 
-    pub async fn rename_group(&self, user: AuthUser, group: GroupId, name: &str) -> Result<Group> {
-        let name = GroupName::parse(name)?;
-        self.store.rename_group(group, user.id, name).await
+    /// Renames a group and/or sets who may post in it (`everyone` or `admins`).
+    pub async fn update_group(
+        &self,
+        user: AuthUser,
+        group: GroupId,
+        name: Option<&str>,
+        posting: Option<&str>,
+    ) -> Result<Group> {
+        if name.is_none() && posting.is_none() {
+            return Err(Error::invalid(
+                "invalid_json",
+                "give a name, posting, or both",
+            ));
+        }
+        let name = name.map(GroupName::parse).transpose()?;
+        let posting = match posting {
+            None => None,
+            Some(p) => Some(Posting::parse(p).ok_or_else(|| {
+                Error::invalid(
+                    "invalid_posting",
+                    "posting must be \"everyone\" or \"admins\"",
+                )
+            })?),
+        };
+        self.store.update_group(group, user.id, name, posting).await
+    }
+
+    /// Changes a member's role (`member` or `admin`) and/or mutes them until a time (RFC
+    /// 3339; `Some(None)` unmutes).
+    pub async fn update_member(
+        &self,
+        user: AuthUser,
+        group: GroupId,
+        member: UserId,
+        role: Option<&str>,
+        muted_until: Option<Option<&str>>,
+    ) -> Result<Member> {
+        if role.is_none() && muted_until.is_none() {
+            return Err(Error::invalid(
+                "invalid_json",
+                "give a role, muted_until, or both",
+            ));
+        }
+        let role = role.map(parse_role).transpose()?;
+        let muted_until = match muted_until {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(text)) => Some(Some(utc_time(text)?)),
+        };
+        let mut member = self
+            .store
+            .update_member(group, user.id, member, role, muted_until)
+            .await?;
+        member.online = self.hub.is_online(member.id);
+        Ok(member)
     }
 
     pub async fn delete_group(&self, user: AuthUser, group: GroupId) -> Result<()> {
@@ -70,16 +123,7 @@ impl Service {
         member: UserId,
         role: Option<&str>,
     ) -> Result<Member> {
-        let role = match role {
-            None | Some("member") => Role::Member,
-            Some("admin") => Role::Admin,
-            Some(_) => {
-                return Err(Error::invalid(
-                    "invalid_role",
-                    "role must be \"member\" or \"admin\"",
-                ))
-            }
-        };
+        let role = parse_role(role.unwrap_or("member"))?;
         let mut member = self.store.add_member(group, user.id, member, role).await?;
         member.online = self.hub.is_online(member.id);
         Ok(member)
@@ -122,6 +166,35 @@ impl Service {
             m.online = self.hub.is_online(m.id);
         }
     }
+}
+
+/// A role that may be given: `member` or `admin` (never `owner`).
+fn parse_role(role: &str) -> Result<Role> {
+    match role {
+        "member" => Ok(Role::Member),
+        "admin" => Ok(Role::Admin),
+        _ => Err(Error::invalid(
+            "invalid_role",
+            "role must be \"member\" or \"admin\"",
+        )),
+    }
+}
+
+/// An RFC 3339 time as the API writes times: UTC with milliseconds.
+pub(crate) fn utc_time(text: &str) -> Result<String> {
+    use time::format_description::well_known::Rfc3339;
+    let bad = || {
+        Error::invalid(
+            "invalid_time",
+            "times are RFC 3339, like 2026-11-21T09:30:00Z",
+        )
+    };
+    let at = time::OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| bad())?;
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.format(&format).map_err(|_| bad())
 }
 
 /// The other user of a direct conversation: anyone but the caller.

@@ -76,6 +76,19 @@ impl Service {
         }
     }
 
+    /// Tells the sockets concerned about memberships the command line changed (`chatserver
+    /// group add|remove|create`, `user import --group`). Called every second.
+    pub async fn follow_cli_changes(&self) {
+        match self.store.has_cli_events().await {
+            Ok(false) => {}
+            Ok(true) => match self.store.take_cli_events().await {
+                Ok(n) => tracing::info!(changes = n, "memberships changed by the command line"),
+                Err(e) => tracing::warn!(error = %e, "publishing the command line's changes"),
+            },
+            Err(e) => tracing::warn!(error = %e, "checking for the command line's changes"),
+        }
+    }
+
     /// Forgets refresh tokens and ended sessions that can never be presented again. Called
     /// about once an hour.
     pub async fn purge_expired_sessions(&self) {

@@ -18,8 +18,12 @@ pub(crate) struct Admin {
 }
 
 impl Admin {
-    /// Opens (creating if needed) and migrates the database.
+    /// Opens and migrates an existing database; a missing file is an error (a mistyped
+    /// `--db` must not quietly create an empty database). `migrate` creates one.
     pub fn open(path: &Path) -> Result<Admin> {
+        if !path.exists() {
+            return Err(missing(path));
+        }
         let mut conn = sqlite::open_connection(path, SyncMode::Full)?;
         sqlite::migrate(&mut conn)?;
         Ok(Admin { conn })
@@ -31,7 +35,10 @@ impl Admin {
         sqlite::migrate(&mut conn)
     }
 
-    fn in_transaction<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(super) fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -46,6 +53,10 @@ impl Admin {
 
     pub fn add_user(&mut self, username: &Username, email: &Email, hash: &str) -> Result<Profile> {
         self.in_transaction(|c| users::insert(c, username, email, hash))
+    }
+
+    pub(super) fn conn_ref(&self) -> &Connection {
+        &self.conn
     }
 
     pub fn list_users(&mut self) -> Result<Vec<Profile>> {
@@ -97,10 +108,7 @@ impl Admin {
     /// a running server can keep writing).
     pub fn backup(path: &Path, file: &Path) -> Result<()> {
         if !path.exists() {
-            return Err(Error::not_found(format!(
-                "no database at {}",
-                path.display()
-            )));
+            return Err(missing(path));
         }
         if file.exists() {
             return Err(Error::conflict(format!(
@@ -112,6 +120,7 @@ impl Admin {
         // Created empty and private first: VACUUM INTO fills an empty file, and the copy holds
         // the signing secret and the password hashes.
         super::files::create_private(file)
+            .map(drop)
             .map_err(|e| Error::unavailable(format!("cannot create {}: {e}", file.display())))?;
         let target = file
             .to_str()
@@ -122,7 +131,15 @@ impl Admin {
     }
 }
 
-fn find_user(conn: &Connection, username: &str) -> Result<UserId> {
+fn missing(path: &Path) -> Error {
+    Error::not_found(format!(
+        "no database at {}; check --db, or run `chatserver migrate --db {}` to create one",
+        path.display(),
+        path.display()
+    ))
+}
+
+pub(super) fn find_user(conn: &Connection, username: &str) -> Result<UserId> {
     Ok(users::by_username(conn, username)?
         .ok_or_else(|| Error::not_found(format!("no user named {username}")))?
         .id)

@@ -15,6 +15,15 @@ pub(crate) const PRIVATE: u32 = 0o600;
 /// runs and released by the system however the process ends. It names its holder.
 pub(crate) struct DbLock {
     file: File,
+    path: PathBuf,
+}
+
+/// A clean stop removes the lock file (while still holding the lock), so that the database
+/// is one file again; a crash leaves it, harmless, for the next server to take.
+impl Drop for DbLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 fn lock_path(db: &Path) -> PathBuf {
@@ -26,13 +35,29 @@ fn lock_path(db: &Path) -> PathBuf {
 impl DbLock {
     pub fn acquire(db: &Path) -> Result<DbLock> {
         let path = lock_path(db);
+        // A stopping server removes its lock file. Had this process opened that file just
+        // before, it would now hold a lock on a file nobody else can find: then try again.
+        for _ in 0..10 {
+            let lock = Self::try_acquire(db, &path)?;
+            let held = lock.file.metadata().ok().map(|m| (m.dev(), m.ino()));
+            if held.is_some() && held == identity(&path) {
+                return Ok(lock);
+            }
+        }
+        Err(Error::unavailable(format!(
+            "cannot lock {}: it keeps being replaced",
+            path.display()
+        )))
+    }
+
+    fn try_acquire(db: &Path, path: &Path) -> Result<DbLock> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(PRIVATE)
-            .open(&path)
+            .open(path)
             .map_err(|e| Error::unavailable(format!("cannot open {}: {e}", path.display())))?;
         match file.try_lock() {
             Ok(()) => {}
@@ -60,7 +85,10 @@ impl DbLock {
                 )))
             }
         }
-        let mut lock = DbLock { file };
+        let mut lock = DbLock {
+            file,
+            path: path.to_path_buf(),
+        };
         lock.note(&format!("pid {}", std::process::id()));
         Ok(lock)
     }
@@ -75,13 +103,12 @@ impl DbLock {
 
 /// Makes a new, empty file readable by its owner only (SQLite then gives its `-wal` and `-shm`
 /// the same permissions).
-pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(PRIVATE)
         .open(path)
-        .map(drop)
 }
 
 /// Takes group and other permissions off the database and its `-wal` and `-shm` (files made by

@@ -7,11 +7,12 @@ use super::{blocks, messages, users, written, Caps, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
 use crate::model::{
-    Group, GroupId, GroupName, GroupSummary, GroupWithMembers, Kind, MessageId, Peer, Role, UserId,
+    Group, GroupId, GroupName, GroupSummary, GroupWithMembers, Kind, MessageId, Peer, Posting,
+    Role, UserId,
 };
 use crate::protocol::ServerFrame;
 
-const GROUP_COLUMNS: &str = "c.id, c.kind, c.name, c.owner_id, c.created_at";
+const GROUP_COLUMNS: &str = "c.id, c.kind, c.name, c.owner_id, c.created_at, c.posting";
 
 impl Store {
     /// A new group owned by `owner`, with `member_ids` as members; every member's sockets learn
@@ -65,8 +66,15 @@ impl Store {
         .await
     }
 
-    pub fn rename_group(&self, group: GroupId, user: UserId, name: GroupName) -> Pending<Group> {
-        self.write(move |c| rename(c, group, user, &name))
+    /// An owner or admin renames a group and/or sets who may post; its sockets learn of it.
+    pub fn update_group(
+        &self,
+        group: GroupId,
+        user: UserId,
+        name: Option<GroupName>,
+        posting: Option<Posting>,
+    ) -> Pending<Group> {
+        self.write(move |c| update(c, group, user, name.as_ref(), posting))
     }
 
     /// The owner deletes a group and its messages; its sockets learn of it.
@@ -139,6 +147,7 @@ fn group_row(r: &Row) -> rusqlite::Result<Group> {
         name: r.get(2)?,
         owner_id: r.get(3)?,
         created_at: r.get(4)?,
+        posting: r.get(5)?,
         role: None,
         peer: None,
     })
@@ -189,7 +198,7 @@ pub(super) fn create(
     }
     let mut group = conn.query_row(
         "INSERT INTO conversations (kind, name, owner_id) VALUES ('group', ?1, ?2)
-         RETURNING id, kind, name, owner_id, created_at",
+         RETURNING id, kind, name, owner_id, created_at, posting",
         params![name.as_str(), owner],
         group_row,
     )?;
@@ -220,9 +229,9 @@ fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([user], |r| {
         let mut g = group_row(r)?;
-        g.role = Some(r.get(5)?);
-        let last_id: Option<MessageId> = r.get(6)?;
-        Ok((g, last_id, r.get(7)?, r.get(8)?))
+        g.role = Some(r.get(6)?);
+        let last_id: Option<MessageId> = r.get(7)?;
+        Ok((g, last_id, r.get(8)?, r.get(9)?))
     })?;
     let mut out = Vec::new();
     for row in rows {
@@ -245,22 +254,28 @@ fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
     Ok(out)
 }
 
-fn rename(
+fn update(
     conn: &Connection,
     group: GroupId,
     user: UserId,
-    name: &GroupName,
+    name: Option<&GroupName>,
+    posting: Option<Posting>,
 ) -> Result<Written<Group>> {
     let role = role_of(conn, group, user)?;
     require_group_kind(conn, group)?;
     if !role.manages() {
         return Err(Error::forbidden(
-            "only the owner or an admin can rename a group",
+            "only the owner or an admin can change a group",
         ));
     }
     conn.execute(
-        "UPDATE conversations SET name = ?2 WHERE id = ?1",
-        params![group, name.as_str()],
+        "UPDATE conversations SET name = coalesce(?2, name), posting = coalesce(?3, posting)
+         WHERE id = ?1",
+        params![
+            group,
+            name.map(GroupName::as_str),
+            posting.map(Posting::as_str)
+        ],
     )?;
     let updated = load(conn, group)?;
     let event = Event::new(ServerFrame::GroupUpdated {

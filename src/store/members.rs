@@ -42,6 +42,19 @@ impl Store {
         self.write(move |c| remove(c, group, actor, user))
     }
 
+    /// An owner or admin changes a member's role and/or mutes them (`Some(None)` unmutes);
+    /// the group's sockets learn of it. The owner, and oneself, cannot be changed.
+    pub fn update_member(
+        &self,
+        group: GroupId,
+        actor: UserId,
+        user: UserId,
+        role: Option<Role>,
+        muted_until: Option<Option<String>>,
+    ) -> Pending<Member> {
+        self.write(move |c| update(c, group, actor, user, role, muted_until))
+    }
+
     /// Moves `user`'s read marker in `group` forward to `message`; members learn of it by a
     /// `read` event. A marker already at or past `message` stays, and nothing is sent.
     pub fn mark_read(&self, group: GroupId, user: UserId, message: MessageId) -> Pending<()> {
@@ -58,6 +71,7 @@ fn member_row(r: &Row) -> rusqlite::Result<Member> {
         joined_at: r.get(4)?,
         online: false,
         last_seen: r.get(5)?,
+        muted_until: r.get(6)?,
     })
 }
 
@@ -100,7 +114,7 @@ pub(super) fn absent_or_forbidden(conn: &Connection, group: GroupId) -> Result<E
 
 pub(super) fn list(conn: &Connection, group: GroupId) -> Result<Vec<Member>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT u.id, u.username, u.display_name, m.role, m.joined_at, u.last_seen
+        "SELECT u.id, u.username, u.display_name, m.role, m.joined_at, u.last_seen, m.muted_until
          FROM members m JOIN users u ON u.id = m.user_id
          WHERE m.conversation_id = ?1 ORDER BY m.joined_at, u.id",
     )?;
@@ -149,7 +163,7 @@ pub(super) fn insert(
         "INSERT INTO members (conversation_id, user_id, role) VALUES (?1, ?2, ?3)
          RETURNING user_id, (SELECT username FROM users WHERE id = ?2),
                    (SELECT display_name FROM users WHERE id = ?2), role, joined_at,
-                   (SELECT last_seen FROM users WHERE id = ?2)",
+                   (SELECT last_seen FROM users WHERE id = ?2), muted_until",
         params![group, user, role.as_str()],
         member_row,
     )?;
@@ -235,6 +249,69 @@ fn remove(conn: &Connection, group: GroupId, actor: UserId, user: UserId) -> Res
         Outbound::User(user, Control::Event(event)),
     ];
     Ok(written((), events))
+}
+
+fn update(
+    conn: &Connection,
+    group: GroupId,
+    actor: UserId,
+    user: UserId,
+    role: Option<Role>,
+    muted_until: Option<Option<String>>,
+) -> Result<Written<Member>> {
+    let actor_role = role_of(conn, group, actor)?;
+    groups::require_group_kind(conn, group)?;
+    if !actor_role.manages() {
+        return Err(Error::forbidden(
+            "only the owner or an admin can change members",
+        ));
+    }
+    let target: Option<Role> = conn
+        .query_row(
+            "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+            params![group, user],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match target {
+        None => return Err(Error::not_found("that user is not a member")),
+        Some(Role::Owner) => return Err(Error::forbidden("the owner's role cannot be changed")),
+        Some(_) if user == actor => {
+            return Err(Error::forbidden(
+                "you cannot change your own role or mute yourself",
+            ))
+        }
+        // Admins manage the members; only the owner manages the admins.
+        Some(Role::Admin) if actor_role != Role::Owner => {
+            return Err(Error::forbidden(
+                "only the owner can change or mute an admin",
+            ))
+        }
+        Some(_) => {}
+    }
+    conn.execute(
+        "UPDATE members SET role = coalesce(?3, role),
+                            muted_until = CASE WHEN ?4 THEN ?5 ELSE muted_until END
+         WHERE conversation_id = ?1 AND user_id = ?2",
+        params![
+            group,
+            user,
+            role.map(Role::as_str),
+            muted_until.is_some(),
+            muted_until.flatten()
+        ],
+    )?;
+    let member = list(conn, group)?
+        .into_iter()
+        .find(|m| m.id == user)
+        .ok_or_else(|| Error::not_found("that user is not a member"))?;
+    let event = Event::new(ServerFrame::MemberUpdated {
+        group_id: group,
+        user_id: user,
+        role: member.role,
+        muted_until: member.muted_until.clone(),
+    });
+    Ok(written(member, vec![Outbound::Group(group, event)]))
 }
 
 fn mark_read(

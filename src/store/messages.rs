@@ -7,7 +7,7 @@ use super::members::{absent_or_forbidden, is_member, role_of};
 use super::{blocks, groups, sqlite::NOW, written, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
-use crate::model::{ClientId, Content, GroupId, Kind, Message, MessageId, Role, UserId};
+use crate::model::{ClientId, Content, GroupId, Kind, Message, MessageId, Posting, Role, UserId};
 use crate::protocol::ServerFrame;
 
 pub(super) const SELECT: &str =
@@ -203,14 +203,7 @@ fn send(
     content: &Content,
     client_id: Option<&ClientId>,
 ) -> Result<Written<Sent>> {
-    let username: Option<String> = conn
-        .prepare_cached(
-            "SELECT u.username FROM members m JOIN users u ON u.id = m.user_id
-             WHERE m.conversation_id = ?1 AND m.user_id = ?2",
-        )?
-        .query_row(params![group, sender], |r| r.get(0))
-        .optional()?;
-    let Some(username) = username else {
+    let Some(username) = may_post(conn, group, sender)? else {
         return Err(absent_or_forbidden(conn, group)?);
     };
     if let Some(peer) = groups::direct_peer(conn, group, sender)? {
@@ -253,6 +246,40 @@ fn send(
         Sent::New(message),
         vec![Outbound::Group(group, event)],
     ))
+}
+
+/// The sender's username if they may post in `group` (`None` when not a member): members of
+/// an announcement group may not, nor may a muted member until their mute ends. Edits follow
+/// the same rule, so neither can be got round by rewriting an old message.
+fn may_post(conn: &Connection, group: GroupId, sender: UserId) -> Result<Option<String>> {
+    let found: Option<(String, Role, Option<String>, Posting)> = conn
+        .prepare_cached(&format!(
+            "SELECT u.username, m.role,
+                    CASE WHEN m.muted_until > {NOW} THEN m.muted_until END, c.posting
+             FROM members m JOIN users u ON u.id = m.user_id
+                            JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.conversation_id = ?1 AND m.user_id = ?2"
+        ))?
+        .query_row(params![group, sender], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((username, role, muted_until, posting)) = found else {
+        return Ok(None);
+    };
+    if posting == Posting::Admins && role == Role::Member {
+        return Err(Error::Forbidden {
+            code: "read_only",
+            message: "only the owner and admins post in this group".into(),
+        });
+    }
+    if let Some(until) = muted_until {
+        return Err(Error::Forbidden {
+            code: "muted",
+            message: format!("you are muted in this group until {until}"),
+        });
+    }
+    Ok(Some(username))
 }
 
 /// A page of history in ascending id order, and whether more lie beyond it in the direction
@@ -321,6 +348,7 @@ fn edit(
     if message.deleted {
         return Err(Error::conflict("the message was deleted"));
     }
+    may_post(conn, message.group_id, user)?;
     conn.execute(
         &format!("UPDATE messages SET content = ?2, edited_at = {NOW} WHERE id = ?1"),
         params![id, content.as_str()],

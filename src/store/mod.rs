@@ -6,6 +6,7 @@
 
 mod admin;
 mod blocks;
+mod classroom;
 mod files;
 mod groups;
 mod members;
@@ -22,7 +23,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -36,7 +37,8 @@ use crate::hub::{Hub, Outbound};
 use crate::metrics::Metrics;
 
 pub(crate) use admin::Admin;
-pub(crate) use files::DbLock;
+pub(crate) use classroom::NewAccount;
+pub(crate) use files::{create_private as create_private_file, DbLock};
 pub(crate) use groups::Activity;
 pub(crate) use messages::{Page, Sent};
 pub(crate) use seed::{Hasher, SeedFile, DEFAULT as DEFAULT_SEED};
@@ -93,6 +95,8 @@ impl<T> Future for Pending<T> {
     }
 }
 
+type ReadPool = r2d2::Pool<SqliteConnectionManager>;
+
 /// Connections in the read pool.
 pub(crate) const READ_POOL: usize = 16;
 
@@ -113,7 +117,8 @@ impl Caps {
 
 #[derive(Clone)]
 pub(crate) struct Store {
-    pool: r2d2::Pool<SqliteConnectionManager>,
+    /// The read connections; `None` once the store is closed.
+    pool: Arc<RwLock<Option<ReadPool>>>,
     writer: Arc<writer::Writer>,
     metrics: Arc<Metrics>,
     caps: Caps,
@@ -156,7 +161,7 @@ impl Store {
             gone: AtomicBool::new(false),
         };
         Ok(Store {
-            pool,
+            pool: Arc::new(RwLock::new(Some(pool))),
             writer: Arc::new(writer),
             metrics,
             caps,
@@ -170,7 +175,13 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (pool, metrics) = (self.pool.clone(), Arc::clone(&self.metrics));
+        let pool = self
+            .pool
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| Error::unavailable("the server is stopping"))?;
+        let metrics = Arc::clone(&self.metrics);
         tokio::task::spawn_blocking(move || {
             let waiting = Instant::now();
             let conn = pool.get()?;
@@ -199,6 +210,15 @@ impl Store {
             Ok(()) => Pending(PendingState::Queued(rx)),
             Err(e) => Pending::refused(e),
         }
+    }
+
+    /// Closes the database for a clean stop: the writes queued so far are committed, the WAL is
+    /// folded into the database file, and every connection is closed, so that the last one to
+    /// close removes the `-wal` and `-shm` and the file alone holds everything. Reads already
+    /// running finish on their connection; later reads and writes answer 503.
+    pub async fn close(&self) {
+        drop(self.pool.write().unwrap_or_else(|e| e.into_inner()).take());
+        self.writer.stop().await;
     }
 
     /// True when the database answers a query and is still the file the server opened.

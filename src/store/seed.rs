@@ -17,7 +17,7 @@ pub(crate) type Hasher = dyn Fn(&str) -> Result<String> + Send + Sync;
 
 impl Store {
     /// The first write of every start: seeds a database that was never seeded (when `seed`
-    /// is given), and returns the JWT secret, `configured` or the one kept in the database
+    /// is given; when it is not, the database is marked as never to be seeded), and returns the JWT secret, `configured` or the one kept in the database
     /// (`generated` when there is none yet).
     pub fn prepare(
         &self,
@@ -26,10 +26,15 @@ impl Store {
         generated: String,
     ) -> Pending<String> {
         self.write(move |c| {
-            if let Some((file, hash)) = seed {
-                if !already_seeded(c)? {
-                    let report = apply(c, &file, &*hash)?;
-                    tracing::info!(users = ?report.users, groups = ?report.groups, "seeded a new database");
+            if !already_seeded(c)? {
+                match seed {
+                    Some((file, hash)) => {
+                        let report = apply(c, &file, &*hash)?;
+                        tracing::info!(users = ?report.users, groups = ?report.groups, "seeded a new database");
+                    }
+                    // `--no-seed` on a database never seeded is remembered: a later start
+                    // without the flag does not seed it either (`chatserver seed` still can).
+                    None => settings::set(c, SEEDED_KEY, "declined")?,
                 }
             }
             let secret = settings::jwt_secret(c, configured.as_deref(), || generated)?;

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
-use crate::model::{GroupId, Kind, MessageId, Role, UserId};
+use crate::model::{GroupId, Kind, MessageId, Posting, Role, UserId};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -132,6 +132,13 @@ impl FromSql for Role {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
         let s = v.as_str()?;
         Role::parse(s).ok_or_else(|| FromSqlError::Other(s.into()))
+    }
+}
+
+impl FromSql for Posting {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = v.as_str()?;
+        Posting::parse(s).ok_or_else(|| FromSqlError::Other(s.into()))
     }
 }
 

@@ -207,24 +207,33 @@ fn public_row(r: &Row) -> rusqlite::Result<PublicUser> {
     })
 }
 
+/// Which of the two, "username" or "email", another account already has (case-insensitively).
+pub(super) fn taken(
+    conn: &Connection,
+    username: &Username,
+    email: &Email,
+) -> Result<Option<&'static str>> {
+    let username_taken: Option<bool> = conn
+        .query_row(
+            "SELECT username = ?1 FROM users WHERE username = ?1 OR email = ?2
+             ORDER BY username = ?1 DESC LIMIT 1",
+            params![username.as_str(), email.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(username_taken.map(|u| if u { "username" } else { "email" }))
+}
+
 pub(super) fn insert(
     conn: &Connection,
     username: &Username,
     email: &Email,
     password_hash: &str,
 ) -> Result<Profile> {
-    let (username, email) = (username.as_str(), email.as_str());
-    let taken: Option<String> = conn
-        .query_row(
-            "SELECT CASE WHEN username = ?1 THEN 'username' ELSE 'email' END
-             FROM users WHERE username = ?1 OR email = ?2 LIMIT 1",
-            params![username, email],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(what) = taken {
+    if let Some(what) = taken(conn, username, email)? {
         return Err(Error::conflict(format!("that {what} is already taken")));
     }
+    let (username, email) = (username.as_str(), email.as_str());
     // Ids are never reused (see `delete`): a deleted account's unexpired token must not name a
     // new account. SQLite would reuse the highest id, as `users` has no AUTOINCREMENT.
     let sql = format!(

@@ -35,13 +35,21 @@ struct Done {
     answer: Box<dyn FnOnce(Option<Error>) + Send>,
 }
 
+/// What the writer thread is sent: a write, or the order to stop.
+enum Order {
+    Write(Job),
+    /// Finish the writes queued before, fold the WAL into the database file, close the
+    /// connection, then answer.
+    Stop(oneshot::Sender<()>),
+}
+
 pub(super) struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Order>,
 }
 
 impl Writer {
     pub fn start(conn: Connection, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Result<Writer> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Order>();
         thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run(conn, rx, hub, metrics))
@@ -55,8 +63,17 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<Written<T>> + Send + 'static,
     {
         self.tx
-            .send(job(f, reply))
-            .map_err(|_| Error::unavailable("the database writer has stopped"))
+            .send(Order::Write(job(f, reply)))
+            .map_err(|_| Error::unavailable("the server is stopping"))
+    }
+
+    /// Stops the writer once the writes already queued are done; resolves when its connection
+    /// is closed. Later writes are refused.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Order::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 }
 
@@ -115,23 +132,46 @@ fn in_savepoint<T>(
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, hub: Arc<Hub>, metrics: Arc<Metrics>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Order>, hub: Arc<Hub>, metrics: Arc<Metrics>) {
+    let mut stop = None;
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(order) = next.take() {
+            match order {
+                Order::Write(job) => batch.push(job),
+                Order::Stop(ack) => {
+                    stop = Some(ack);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        let started = Instant::now();
-        metrics.write_batch_size.observe(batch.len() as f64);
-        run_batch(&conn, batch, &hub, &metrics);
-        metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
+        if !batch.is_empty() {
+            let started = Instant::now();
+            metrics.write_batch_size.observe(batch.len() as f64);
+            run_batch(&conn, batch, &hub, &metrics);
+            metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+        if stop.is_some() {
+            break;
+        }
     }
+    // Everything committed is folded into the database file now, so the file alone holds it
+    // even if a reader keeps the WAL open a moment longer (the last connection to close then
+    // removes the WAL and the -shm).
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "checkpointing the database at stop");
+    }
+    drop(conn);
     tracing::debug!("database writer stopped");
+    if let Some(ack) = stop {
+        let _ = ack.send(());
+    }
 }
 
 fn run_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics) {

@@ -68,6 +68,9 @@ enum Case {
     DeleteGroup,
     AddMember,
     ListMembers,
+    MuteMember,
+    MuteAdmin,
+    MuteOwner,
     RemoveOtherMember,
     RemoveSelf,
     RemoveOwner,
@@ -91,6 +94,7 @@ enum Case {
     DirectAddMember,
     DirectListMembers,
     DirectRemoveSelf,
+    DirectMute,
     DirectMarkRead,
     DirectPost,
     DirectHistory,
@@ -144,6 +148,9 @@ const TABLE: &[Row] = &[
     ("DELETE", "/v1/groups/{id}", Case::DeleteGroup, [401, 403, 403, 403, 204]),
     ("POST", "/v1/groups/{id}/members", Case::AddMember, [401, 403, 403, 201, 201]),
     ("GET", "/v1/groups/{id}/members", Case::ListMembers, MEMBERS_200),
+    ("PATCH", "/v1/groups/{id}/members/{user_id}", Case::MuteMember, [401, 403, 403, 200, 200]),
+    ("PATCH", "/v1/groups/{id}/members/{user_id}", Case::MuteAdmin, [401, 403, 403, 403, 200]),
+    ("PATCH", "/v1/groups/{id}/members/{user_id}", Case::MuteOwner, [401, 403, 403, 403, 403]),
     ("DELETE", "/v1/groups/{id}/members/{user_id}", Case::RemoveOtherMember, [401, 403, 403, 204, 204]),
     ("DELETE", "/v1/groups/{id}/members/{user_id}", Case::RemoveSelf, [401, 403, 204, 204, 403]),
     ("DELETE", "/v1/groups/{id}/members/{user_id}", Case::RemoveOwner, [401, 403, 403, 403, 403]),
@@ -168,6 +175,7 @@ const TABLE: &[Row] = &[
     ("DELETE", "/v1/groups/{id}", Case::DirectDelete, [401, 403, 403, 403, 403]),
     ("POST", "/v1/groups/{id}/members", Case::DirectAddMember, [401, 403, 403, 403, 403]),
     ("GET", "/v1/groups/{id}/members", Case::DirectListMembers, [401, 403, 200, 403, 200]),
+    ("PATCH", "/v1/groups/{id}/members/{user_id}", Case::DirectMute, [401, 403, 403, 403, 403]),
     ("DELETE", "/v1/groups/{id}/members/{user_id}", Case::DirectRemoveSelf, [401, 403, 403, 403, 403]),
     ("POST", "/v1/groups/{id}/read", Case::DirectMarkRead, [401, 403, 204, 403, 204]),
     ("POST", "/v1/messages/group/{id}", Case::DirectPost, [401, 403, 201, 403, 201]),
@@ -280,6 +288,16 @@ struct Request {
     body: Option<Value>,
 }
 
+/// Mutes `user` in `group` until a moment already past, so it changes what the row checks
+/// (who may mute whom) and nothing the later rows rely on.
+fn mute(group: i64, user: i64) -> Request {
+    req(
+        Method::PATCH,
+        format!("/v1/groups/{group}/members/{user}"),
+        Some(json!({"muted_until": "2000-01-01T00:00:00Z"})),
+    )
+}
+
 fn req(method: Method, path: impl Into<String>, body: Option<Value>) -> Request {
     Request {
         method,
@@ -366,6 +384,11 @@ async fn build(api: &Api, fx: &Fixture, case: Case, role: Role, cell: usize) -> 
             req(M::POST, format!("/v1/groups/{g}/members"), Some(body))
         }
         Case::ListMembers => req(M::GET, format!("/v1/groups/{g}/members"), None),
+        // Muted into the past: the member can still post in the rows that follow.
+        Case::MuteMember => mute(g, fx.extra.id),
+        Case::MuteAdmin => mute(g, fx.admin.id),
+        Case::MuteOwner => mute(g, fx.owner.id),
+        Case::DirectMute => mute(fx.direct, fx.member.id),
         Case::RemoveOtherMember => {
             let fresh = fx.roles_group(api, &format!("Shrinking {cell}")).await;
             req(

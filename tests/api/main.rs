@@ -19,6 +19,7 @@ mod abuse;
 mod auth;
 mod authz_matrix;
 mod browser;
+mod classroom;
 mod cli;
 mod direct;
 mod durability;

@@ -99,6 +99,11 @@ impl Netns {
         Ok(ns)
     }
 
+    /// The namespace's name, for `ip netns exec`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// `curl ARGS` from inside the namespace: (status, body).
     pub fn curl(&self, args: &[&str]) -> (u16, String) {
         let out = Command::new("ip")

@@ -16,13 +16,31 @@ fn command(args: &[&str]) -> Command {
     command_under(None, args)
 }
 
+/// How the server process is started: as it is, under an open-files limit (prlimit), or
+/// inside a network namespace (`ip netns exec`).
+#[derive(Clone, Copy)]
+pub enum Under<'a> {
+    Plain,
+    OpenFiles(u32),
+    Namespace(&'a str),
+}
+
 /// The binary with `args`, run with an open-files limit of `nofile` when given (prlimit).
 fn command_under(nofile: Option<u32>, args: &[&str]) -> Command {
-    let mut cmd = match nofile {
-        None => Command::new(BIN),
-        Some(n) => {
+    command_wrapped(nofile.map_or(Under::Plain, Under::OpenFiles), args)
+}
+
+fn command_wrapped(under: Under, args: &[&str]) -> Command {
+    let mut cmd = match under {
+        Under::Plain => Command::new(BIN),
+        Under::OpenFiles(n) => {
             let mut cmd = Command::new("prlimit");
             cmd.arg(format!("--nofile={n}:{n}")).arg("--").arg(BIN);
+            cmd
+        }
+        Under::Namespace(name) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", name, BIN]);
             cmd
         }
     };
@@ -131,6 +149,9 @@ pub struct ServerProcess {
     pub pid: u32,
     child: Option<Child>,
     stderr: Arc<Mutex<String>>,
+    /// Every line of stdout read so far (the banner), and word of each new one.
+    stdout: Arc<Mutex<Vec<String>>>,
+    new_line: Arc<Mutex<mpsc::Receiver<String>>>,
 }
 
 impl Deref for ServerProcess {
@@ -151,28 +172,41 @@ impl ServerProcess {
 
     /// As `spawn_with`, under an open-files limit of `nofile` (soft and hard) when given.
     pub async fn spawn_limited(db: &Path, extra: &[&str], nofile: Option<u32>) -> Self {
+        let under = nofile.map_or(Under::Plain, Under::OpenFiles);
+        Self::spawn_under(db, "127.0.0.1:0", extra, under).await
+    }
+
+    /// `chatserver serve --addr ADDR` on `db` with `extra`, started as `under` says.
+    pub async fn spawn_under(db: &Path, addr: &str, extra: &[&str], under: Under<'_>) -> Self {
         let db = db.to_str().expect("utf-8 path").to_string();
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = ["serve", "--addr", addr, "--db", &db, "--bcrypt-cost", "4"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let namespace = match under {
+            Under::Namespace(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let limit = match under {
+            Under::OpenFiles(n) => Some(n),
+            _ => None,
+        };
         tokio::task::spawn_blocking(move || {
-            let extra: Vec<&str> = extra.iter().map(|s| s.as_str()).collect();
-            Self::spawn_blocking(&db, &extra, nofile)
+            let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+            let under = match (&namespace, limit) {
+                (Some(n), _) => Under::Namespace(n),
+                (None, Some(n)) => Under::OpenFiles(n),
+                (None, None) => Under::Plain,
+            };
+            Self::spawn_blocking(&args, under)
         })
         .await
         .expect("spawn task")
     }
 
-    fn spawn_blocking(db: &str, extra: &[&str], nofile: Option<u32>) -> Self {
-        let mut args = vec![
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--db",
-            db,
-            "--bcrypt-cost",
-            "4",
-        ];
-        args.extend_from_slice(extra);
-        let mut child = command_under(nofile, &args)
+    fn spawn_blocking(args: &[&str], under: Under) -> Self {
+        let mut child = command_wrapped(under, args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -198,11 +232,14 @@ impl ServerProcess {
 
         let (tx, rx) = mpsc::channel::<String>();
         let out_pipe = child.stdout.take().unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let out_buf = stdout.clone();
         std::thread::spawn(move || {
             // Keeps draining stdout after the address line so the server never blocks on it.
             for line in BufReader::new(out_pipe).lines() {
                 match line {
                     Ok(l) => {
+                        out_buf.lock().unwrap().push(l.clone());
                         let _ = tx.send(l);
                     }
                     Err(_) => break,
@@ -215,11 +252,14 @@ impl ServerProcess {
             pid,
             child: Some(child),
             stderr,
+            stdout,
+            new_line: Arc::new(Mutex::new(rx)),
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
+            let next = proc.new_line.lock().unwrap().recv_timeout(left);
+            match next {
                 Ok(line) => {
                     if let Some(rest) = line.split("listening on http://").nth(1) {
                         let addr_text: String = rest
@@ -240,6 +280,26 @@ impl ServerProcess {
                 }
             }
         }
+    }
+
+    /// The banner: stdout up to its last line, "Try it …" or "Make accounts …" (it is written
+    /// at once after the address line, so this waits for no more than that write).
+    pub async fn banner(&self) -> String {
+        let (lines, new_line) = (Arc::clone(&self.stdout), Arc::clone(&self.new_line));
+        tokio::task::spawn_blocking(move || {
+            let done = |l: &String| l.starts_with("  curl ") || l.starts_with("Make accounts");
+            let deadline = std::time::Instant::now() + TIMEOUT;
+            while !lines.lock().unwrap().iter().any(done) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if new_line.lock().unwrap().recv_timeout(left).is_err() {
+                    panic!("no whole banner on stdout: {:?}", lines.lock().unwrap());
+                }
+            }
+            let text = lines.lock().unwrap().join("\n");
+            text
+        })
+        .await
+        .expect("banner task")
     }
 
     pub fn stderr_text(&self) -> String {
