@@ -86,10 +86,10 @@ impl Accounts {
 
     /// A new account, or a new epoch of one (its earlier tokens are refused).
     pub fn set_epoch(&self, user: UserId, epoch: i64) {
-        self.epochs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(user, epoch);
+        // Epochs only grow: two sign-outs at once may report theirs in either order.
+        let mut epochs = self.epochs.write().unwrap_or_else(|p| p.into_inner());
+        let known = epochs.entry(user).or_insert(epoch);
+        *known = (*known).max(epoch);
     }
 
     /// A session ended: tokens naming it are refused.
@@ -119,18 +119,36 @@ impl Accounts {
         else {
             return Ok(Changed::default());
         };
+        // The list was read a moment ago: merged, not swapped in, so that an account made or a
+        // session ended since is not forgotten (epochs only grow).
         let fresh: HashMap<UserId, i64> = list.users.into_iter().collect();
         let mut changed = Changed::default();
+        let mut missing = Vec::new();
         {
             let mut epochs = self.epochs.write().unwrap_or_else(|p| p.into_inner());
-            for (user, epoch) in epochs.iter() {
+            for (user, epoch) in epochs.iter_mut() {
                 match fresh.get(user) {
-                    None => changed.gone.push(*user),
-                    Some(now) if now != epoch => changed.signed_out.push((*user, *now)),
+                    None => missing.push(*user),
+                    Some(&now) if now > *epoch => {
+                        *epoch = now;
+                        changed.signed_out.push((*user, now));
+                    }
                     Some(_) => {}
                 }
             }
-            *epochs = fresh;
+            for (user, now) in fresh {
+                epochs.entry(user).or_insert(now);
+            }
+        }
+        // Not in the list: deleted, or made after it was read. Only the first are gone.
+        for user in missing {
+            if store.profile(user).await?.is_none() {
+                self.epochs
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&user);
+                changed.gone.push(user);
+            }
         }
         let mut ended = self.ended.write().unwrap_or_else(|p| p.into_inner());
         for (family, at) in list.ended {

@@ -86,10 +86,12 @@ struct RefreshBody {
     (status = 200, body = Session),
     (status = 400, body = ErrorBody),
     (status = 401, body = ErrorBody),
+    (status = 429, description = "More than 600 refreshes from this address in a minute", body = ErrorBody),
 ))]
 async fn refresh(mut req: Request) -> Result<Response> {
     let body: RefreshBody = req.json().await?;
-    let session = req.service().refresh(&body.refresh_token).await?;
+    let addr = req.peer().map(|p| p.ip());
+    let session = req.service().refresh(&body.refresh_token, addr).await?;
     json(&session, StatusCode::OK)
 }
 

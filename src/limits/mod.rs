@@ -61,6 +61,18 @@ impl LoginKey<'_> {
 
 /// Over its budget, an address gets one attempt per this long.
 const PACE: Duration = Duration::from_secs(1);
+/// The longest a paced attempt waits for its turn; past that it is refused (429) without
+/// taking a turn, so abandoned attempts cannot push the address's turns far into the future.
+const MAX_PACED_WAIT: Duration = Duration::from_secs(5);
+
+/// Why an attempt is refused, and how long until one may succeed.
+#[derive(Debug, PartialEq)]
+pub enum Refused {
+    /// This account has too many recent failures from this address.
+    Locked(Duration),
+    /// This address is over its failure budget and its turns are taken for the next seconds.
+    Paced(Duration),
+}
 /// Entries kept before old ones are swept: an attacker inventing names cannot grow the maps.
 pub(super) const MAX_ENTRIES: usize = 100_000;
 
@@ -130,7 +142,7 @@ impl LoginGuard {
         &self,
         login: LoginKey<'_>,
         addr: Option<IpAddr>,
-    ) -> Result<Attempt<'_>, Duration> {
+    ) -> Result<Attempt<'_>, Refused> {
         let key = (
             login.key(),
             addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
@@ -139,7 +151,7 @@ impl LoginGuard {
             let ended = self.ended.notified();
             tokio::pin!(ended);
             ended.as_mut().enable();
-            if self.try_begin(&key)? {
+            if self.try_begin(&key).map_err(Refused::Locked)? {
                 break;
             }
             ended.await;
@@ -149,7 +161,7 @@ impl LoginGuard {
             key,
             open: true,
         };
-        let wait = self.pace(attempt.key.1);
+        let wait = self.pace(attempt.key.1).map_err(Refused::Paced)?;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
@@ -184,20 +196,24 @@ impl LoginGuard {
     }
 
     /// How long an attempt from `ip` waits first: nothing, unless the address is over its
-    /// failure budget, when attempts are spaced `PACE` apart.
-    fn pace(&self, ip: IpAddr) -> Duration {
+    /// failure budget, when attempts are spaced `PACE` apart; `Err` (how long until a turn is
+    /// free) when the turns of the next `MAX_PACED_WAIT` are all taken.
+    fn pace(&self, ip: IpAddr) -> Result<Duration, Duration> {
         let now = Instant::now();
         let mut state = self.lock();
         let Some(address) = state.addresses.get_mut(&ip) else {
-            return Duration::ZERO;
+            return Ok(Duration::ZERO);
         };
         forget_before(&mut address.failures, now, self.budget.window);
         if address.failures.len() < self.budget.failures {
-            return Duration::ZERO;
+            return Ok(Duration::ZERO);
         }
         let slot = address.next_slot.max(now);
+        if slot - now > MAX_PACED_WAIT {
+            return Err(slot - now - MAX_PACED_WAIT);
+        }
         address.next_slot = slot + PACE;
-        slot - now
+        Ok(slot - now)
     }
 
     fn end(&self, key: &(String, IpAddr), failed: bool) {
@@ -295,6 +311,9 @@ mod tests {
             .await
             .err()
             .expect("locked");
+        let Refused::Locked(wait) = wait else {
+            panic!("locked, not paced: {wait:?}")
+        };
         assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
         let elsewhere = guard.begin(ava, ip("10.0.0.2")).await;
         assert!(elsewhere.is_ok(), "another address is not locked out");
@@ -345,18 +364,29 @@ mod tests {
                 .unwrap()
                 .failed();
         }
-        assert!(
-            guard.pace("10.0.0.1".parse().unwrap()).is_zero(),
-            "the first slot is now"
+        let here: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            guard.pace(here),
+            Ok(Duration::ZERO),
+            "the first turn is now"
         );
-        let next = guard.pace("10.0.0.1".parse().unwrap());
+        let next = guard.pace(here).unwrap();
         assert!(
             next > Duration::from_millis(900),
             "then one a second: {next:?}"
         );
-        assert!(
-            guard.pace("10.0.0.2".parse().unwrap()).is_zero(),
+        assert_eq!(
+            guard.pace("10.0.0.2".parse().unwrap()),
+            Ok(Duration::ZERO),
             "others are not slowed"
         );
+        // Turns are handed out for the next five seconds only: attempts that would wait
+        // longer (abandoned or not) are refused and take no turn, so a flood of them cannot
+        // make a classmate's correct login wait for minutes.
+        let taken: Vec<_> = (0..20).map(|_| guard.pace(here)).collect();
+        let waiting = taken.iter().filter(|t| t.is_ok()).count();
+        assert_eq!(waiting, 4, "{taken:?}");
+        let refused = taken.last().unwrap().unwrap_err();
+        assert!(refused <= Duration::from_secs(1), "{refused:?}");
     }
 }

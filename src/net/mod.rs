@@ -52,6 +52,9 @@ pub(crate) async fn serve(listener: TcpListener, router: Arc<Router>, state: Arc
                 }
             },
         };
+        // On a dual-stack listener ([::]) an IPv4 client shows as ::ffff:a.b.c.d: use the
+        // IPv4 address, so that 127.0.0.1 is loopback and one client is one address.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         // Past a bound the newest connection is closed at once: the ones already held, and
         // other addresses within their share, go on being served.
         let Some(permit) = state.budget.admit(peer.ip()) else {

@@ -12,7 +12,7 @@ use crate::auth::{self, AuthUser};
 use crate::config::Registration;
 use crate::error::{Error, Result};
 use crate::hub::{Control, Outbound};
-use crate::limits::LoginKey;
+use crate::limits::{LoginKey, Refused};
 use crate::model::{AvatarUrl, DisplayName, Email, Password, Profile, PublicKey, UserId, Username};
 use crate::store::{NewRefresh, ProfileChanges, Refreshed, Started};
 
@@ -53,12 +53,13 @@ pub(crate) struct ProfileEdit {
     pub public_key: Option<Option<String>>,
 }
 
-fn locked(wait: std::time::Duration) -> Error {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    Error::limit(
-        format!("too many failed attempts for this account; try again in {seconds} s"),
-        Some(seconds.max(1)),
-    )
+fn locked(refused: Refused) -> Error {
+    let (wait, what) = match refused {
+        Refused::Locked(wait) => (wait, "too many failed attempts for this account"),
+        Refused::Paced(wait) => (wait, "too many failed logins from this address"),
+    };
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    Error::limit(format!("{what}; try again in {seconds} s"), Some(seconds))
 }
 
 impl Service {
@@ -217,7 +218,15 @@ impl Service {
     /// Trades a refresh token for a new session. Revoking it and storing its successor are
     /// one write, so a failure leaves the presented token usable. A token presented again
     /// after its rotation ends its whole session.
-    pub async fn refresh(&self, presented: &str) -> Result<Session> {
+    pub async fn refresh(&self, presented: &str, addr: Option<IpAddr>) -> Result<Session> {
+        if let Some(ip) = addr {
+            self.refreshes.take(ip).map_err(|wait| {
+                Error::limit(
+                    "too many token refreshes from this address; slow down",
+                    Some(wait.as_secs().max(1)),
+                )
+            })?;
+        }
         let (token, next) = self.next_refresh();
         let now = auth::unix_now() as i64;
         let hash = auth::hash_refresh_token(presented);

@@ -55,14 +55,26 @@ impl Default for Searches {
 
 /// A running search's place; given back when dropped.
 pub(super) struct Turn<'a> {
+    _slot: Slot<'a>,
+    _permit: SemaphorePermit<'a>,
+}
+
+/// One of a user's `PER_USER` places, held from the moment it is counted: given back when
+/// dropped, also while the search still waits for a permit (its client went away).
+struct Slot<'a> {
     searches: &'a Searches,
     user: UserId,
-    _permit: SemaphorePermit<'a>,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.searches.finish(self.user);
+    }
 }
 
 impl Searches {
     async fn start(&self, user: UserId) -> Result<Turn<'_>> {
-        {
+        let slot = {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             let mine = running.entry(user).or_insert(0);
             if *mine >= PER_USER {
@@ -72,18 +84,17 @@ impl Searches {
                 ));
             }
             *mine += 1;
-        }
-        let turn = |permit| Turn {
-            searches: self,
-            user,
-            _permit: permit,
+            Slot {
+                searches: self,
+                user,
+            }
         };
         match self.all.acquire().await {
-            Ok(permit) => Ok(turn(permit)),
-            Err(_) => {
-                self.finish(user);
-                Err(Error::unavailable("the server is stopping"))
-            }
+            Ok(permit) => Ok(Turn {
+                _slot: slot,
+                _permit: permit,
+            }),
+            Err(_) => Err(Error::unavailable("the server is stopping")),
         }
     }
 
@@ -95,12 +106,6 @@ impl Searches {
                 running.remove(&user);
             }
         }
-    }
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.searches.finish(self.user);
     }
 }
 
@@ -220,5 +225,31 @@ mod tests {
         );
         drop(first);
         assert!(searches.start(ava).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_search_abandoned_while_waiting_gives_its_turn_back() {
+        let searches = Searches::default();
+        let ava = UserId(1);
+        // Every shared permit taken by others: Ava's search waits, and its client goes away.
+        let others: Vec<_> = (10..18).map(|u| searches.start(UserId(u))).collect();
+        let mut held = Vec::new();
+        for t in others {
+            held.push(t.await.unwrap());
+        }
+        for _ in 0..PER_USER {
+            let waiting = searches.start(ava);
+            assert!(
+                tokio::time::timeout(std::time::Duration::from_millis(10), waiting)
+                    .await
+                    .is_err(),
+                "waits while every permit is taken"
+            );
+        }
+        drop(held);
+        assert!(
+            searches.start(ava).await.is_ok(),
+            "the abandoned turns came back"
+        );
     }
 }

@@ -30,9 +30,15 @@ pub(crate) struct Service {
     accounts: Accounts,
     login_guard: LoginGuard,
     signups: RateLimit,
+    refreshes: RateLimit,
     searches: messages::Searches,
     config: Config,
 }
+
+/// Token refreshes one address may make a minute. A client refreshes about once an access
+/// token's lifetime; each refresh writes a row kept for a month (to catch a reused token), so
+/// a loop of them would grow the database without end.
+const REFRESHES_PER_MINUTE: usize = 600;
 
 impl Service {
     pub fn new(
@@ -47,6 +53,7 @@ impl Service {
             passwords: Passwords::new(config.hashing.bcrypt_cost),
             login_guard: LoginGuard::new(config.login_limit, config.address_failure_budget),
             signups: RateLimit::new(config.register_rate, Duration::from_secs(3600)),
+            refreshes: RateLimit::new(REFRESHES_PER_MINUTE, Duration::from_secs(60)),
             searches: messages::Searches::default(),
             accounts,
             store,

@@ -228,7 +228,14 @@ fn find_group(conn: &Connection, group: &str) -> Result<GroupId> {
 
 /// Adds a member (no caps: the operator decides) and notes it for a running server.
 fn add(conn: &Connection, group: GroupId, user: UserId, role: Role) -> Result<()> {
-    members::insert(conn, Caps::NONE, group, user, role)?;
+    members::insert(
+        conn,
+        Caps::NONE,
+        group,
+        user,
+        role,
+        members::Joining::ByOther,
+    )?;
     note(conn, "member_added", group, user, role)
 }
 

@@ -2,6 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::members::Joining;
 use super::members::{self, role_of};
 use super::{blocks, messages, users, written, Caps, Pending, Store, Written};
 use crate::error::{Error, Result};
@@ -202,14 +203,16 @@ pub(super) fn create(
         params![name.as_str(), owner],
         group_row,
     )?;
-    let (_, mut events) = members::insert(conn, caps, group.id, owner, Role::Owner)?;
+    let (_, mut events) = members::insert(conn, caps, group.id, owner, Role::Owner, Joining::Own)?;
     let mut seen = vec![owner];
     for &id in member_ids {
         if seen.contains(&id) {
             continue;
         }
         seen.push(id);
-        events.append(&mut members::insert(conn, caps, group.id, id, Role::Member)?.1);
+        events.append(
+            &mut members::insert(conn, caps, group.id, id, Role::Member, Joining::ByOther)?.1,
+        );
     }
     group.role = Some(Role::Owner);
     Ok(written(group, events))
@@ -355,8 +358,10 @@ pub(super) fn direct(
                 [direct_key(me, other)],
                 |r| r.get(0),
             )?;
-            let (_, mut events) = members::insert(conn, caps, id, me, Role::Member)?;
-            events.append(&mut members::insert(conn, caps, id, other, Role::Member)?.1);
+            let (_, mut events) = members::insert(conn, caps, id, me, Role::Member, Joining::Own)?;
+            events.append(
+                &mut members::insert(conn, caps, id, other, Role::Member, Joining::ByOther)?.1,
+            );
             (id, true, events)
         }
     };

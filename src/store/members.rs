@@ -123,11 +123,12 @@ pub(super) fn list(conn: &Connection, group: GroupId) -> Result<Vec<Member>> {
 }
 
 /// The ids of every conversation `user` is in.
-pub(super) fn ids_of(conn: &Connection, user: UserId) -> Result<Vec<GroupId>> {
+/// The conversations `user` is in, with their role in each, by id.
+pub(super) fn roles_of(conn: &Connection, user: UserId) -> Result<Vec<(GroupId, Role)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT conversation_id FROM members WHERE user_id = ?1 ORDER BY conversation_id",
+        "SELECT conversation_id, role FROM members WHERE user_id = ?1 ORDER BY conversation_id",
     )?;
-    let rows = stmt.query_map([user], |r| r.get(0))?;
+    let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -139,19 +140,35 @@ fn newest_message_id(conn: &Connection, group: GroupId) -> Result<MessageId> {
     )?)
 }
 
+/// Who asks for a membership: the user themselves (making their own group, opening a direct
+/// chat), or someone else adding them.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Joining {
+    Own,
+    ByOther,
+}
+
 /// Adds `user` (unless they are in as many conversations as `caps` allows) and returns the
-/// events that tell the group's sockets and the user's own.
+/// events that tell the group's sockets and the user's own. Others can fill a user's
+/// memberships only up to the cap; the user's own groups and direct chats may go a further
+/// `groups_owned` beyond it, so that being added to a flood of groups by strangers never
+/// stops anyone making a group or writing to someone themselves.
 pub(super) fn insert(
     conn: &Connection,
     caps: Caps,
     group: GroupId,
     user: UserId,
     role: Role,
+    joining: Joining,
 ) -> Result<(Member, Vec<Outbound>)> {
     let memberships: i64 = conn
         .prepare_cached("SELECT count(*) FROM members WHERE user_id = ?1")?
         .query_row([user], |r| r.get(0))?;
-    if memberships as u64 >= caps.memberships as u64 {
+    let cap = match joining {
+        Joining::Own => caps.memberships.saturating_add(caps.groups_owned),
+        Joining::ByOther => caps.memberships,
+    };
+    if memberships as u64 >= cap as u64 {
         return Err(Error::Conflict {
             code: "limit_reached",
             message: format!(
@@ -209,7 +226,7 @@ fn add(
         return Err(Error::conflict("that user is already a member"));
     }
     blocks::refuse_if_blocked(conn, user, actor)?;
-    let (member, events) = insert(conn, caps, group, user, role)?;
+    let (member, events) = insert(conn, caps, group, user, role, Joining::ByOther)?;
     Ok(written(member, events))
 }
 

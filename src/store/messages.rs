@@ -42,6 +42,8 @@ pub(crate) struct Page {
 pub(crate) struct SocketStart {
     pub username: String,
     pub group_ids: Vec<GroupId>,
+    /// The user's role in each of `group_ids`, in the same order.
+    pub roles: Vec<Role>,
     /// The newest message id of all conversations: live delivery starts above it.
     pub newest: MessageId,
 }
@@ -127,9 +129,11 @@ impl Store {
             let newest = c.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
                 r.get(0)
             })?;
+            let (group_ids, roles) = super::members::roles_of(c, user)?.into_iter().unzip();
             Ok(Some(SocketStart {
                 username: profile.username,
-                group_ids: super::members::ids_of(c, user)?,
+                group_ids,
+                roles,
                 newest,
             }))
         })
@@ -349,6 +353,10 @@ fn edit(
         return Err(Error::conflict("the message was deleted"));
     }
     may_post(conn, message.group_id, user)?;
+    // Blocked is blocked for rewriting old messages too.
+    if let Some(peer) = groups::direct_peer(conn, message.group_id, user)? {
+        blocks::refuse_if_blocked(conn, peer, user)?;
+    }
     conn.execute(
         &format!("UPDATE messages SET content = ?2, edited_at = {NOW} WHERE id = ?1"),
         params![id, content.as_str()],

@@ -26,6 +26,9 @@ const BURST: usize = 256;
 impl Session {
     /// Subscribes to the user's conversations, replays what `since` asks for, sends `ready`.
     pub(super) async fn start(&mut self, since: Option<MessageId>) -> Step {
+        // The token was checked before this socket registered for its user channel; a sign-out
+        // in between reached no socket, so look again now that one would.
+        self.still_signed_in().await?;
         let found = self.state.service.store.socket_start(self.user).await;
         // The account was deleted after the token was issued.
         let start = found.map_err(|_| End::Broken)?.ok_or(End::Broken)?;
@@ -166,8 +169,9 @@ impl Session {
                 return Err(End::SignedOut)
             }
             Ok(Control::SessionsEnded { .. } | Control::SessionEnded(_)) => return Ok(()),
-            // Membership changes may have been lost: the client must reconnect with `since`.
-            Err(_) => return Err(End::Lagged),
+            // A burst of changes for this user overflowed the channel: find out what was lost.
+            Err(broadcast::error::RecvError::Lagged(_)) => return self.resync().await,
+            Err(broadcast::error::RecvError::Closed) => return Err(End::Broken),
         };
         match &event.frame {
             ServerFrame::MemberAdded {
@@ -177,11 +181,14 @@ impl Session {
                 ..
             } if *user_id == self.user => {
                 let (group_id, since) = (*group_id, *since);
+                if self.subs.contains_key(&group_id) {
+                    return Ok(()); // already told by a resync
+                }
                 self.feed(event.text.clone()).await?;
                 // Added to a conversation: what it says since the addition is read back only if
                 // a message was published before this socket subscribed (a group made with its
                 // members has none, so a storm of new groups costs no reads).
-                if !self.subs.contains_key(&group_id) && self.subscribe(group_id, since) {
+                if self.subscribe(group_id, since) {
                     self.catch_up(group_id).await?;
                 }
                 Ok(())
@@ -191,6 +198,58 @@ impl Session {
             }
             _ => self.feed(event.text.clone()).await,
         }
+    }
+
+    async fn still_signed_in(&mut self) -> Step {
+        let (state, auth) = (Arc::clone(&self.state), self.auth);
+        match state.service.still_signed_in(&auth).await {
+            Ok(()) => Ok(()),
+            Err(crate::error::Error::Unauthenticated(_)) => Err(End::SignedOut),
+            Err(_) => Err(End::Broken),
+        }
+    }
+
+    /// The user channel overflowed, so some of its orders were lost: a sign-out, or joining
+    /// and leaving conversations (a stranger can add someone to many groups at once). The
+    /// session is checked again, and the subscriptions are brought in line with the database,
+    /// the client told of each conversation joined or left as the lost frames would have.
+    async fn resync(&mut self) -> Step {
+        self.state.metrics.lagged.inc();
+        self.still_signed_in().await?;
+        let store = &self.state.service.store;
+        let now = store
+            .socket_start(self.user)
+            .await
+            .map_err(|_| End::Broken)?;
+        let now = now.ok_or(End::AccountClosed)?;
+        let left: Vec<GroupId> = (self.subs.keys())
+            .filter(|g| !now.group_ids.contains(g))
+            .copied()
+            .collect();
+        for group_id in left {
+            self.unsubscribe(group_id);
+            let removed = ServerFrame::MemberRemoved {
+                group_id,
+                user_id: self.user,
+            };
+            self.send_frame(&removed).await?;
+        }
+        for (&group_id, &role) in now.group_ids.iter().zip(&now.roles) {
+            if self.subs.contains_key(&group_id) {
+                continue;
+            }
+            let added = ServerFrame::MemberAdded {
+                group_id,
+                user_id: self.user,
+                role,
+                since: now.newest,
+            };
+            self.send_frame(&added).await?;
+            if self.subscribe(group_id, now.newest) {
+                self.catch_up(group_id).await?;
+            }
+        }
+        Ok(())
     }
 
     /// This user was removed from `group`: the group channel got the removal first, so send

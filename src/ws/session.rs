@@ -32,7 +32,6 @@ pub(super) enum End {
     ClientClosed,
     Shutdown,
     TooBig,
-    Lagged,
     Idle,
     /// The client stopped reading: a write waited longer than the idle limit.
     Stuck,
@@ -118,6 +117,9 @@ impl Session {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => Err(End::Shutdown),
+                // Before the client's frames: a client that never stops sending must still
+                // hear that it was signed out.
+                item = receivers.control.recv() => self.user_event(item).await,
                 Some(answer) = self.pending.next(), if !self.pending.is_empty() => {
                     match answer {
                         Some(text) => self.feed(text).await,
@@ -128,7 +130,6 @@ impl Session {
                 Some((group, item)) = self.subs.next(), if !self.subs.is_empty() => {
                     self.group_event(group, item).await
                 }
-                item = receivers.control.recv() => self.user_event(item).await,
                 item = receivers.presence.recv() => match item {
                     Ok(event) => self.feed(event.text.clone()).await,
                     // Presence is best effort: a socket that fell behind skips some.
@@ -190,10 +191,6 @@ impl Session {
             End::ClientClosed => (CloseCode::Normal, ""),
             End::Shutdown => (CloseCode::Away, "server shutting down"),
             End::TooBig => (CloseCode::Size, "message too big"),
-            End::Lagged => {
-                self.state.metrics.slow_closed.inc();
-                (CloseCode::Again, "too far behind; reconnect with since")
-            }
             End::Stuck => {
                 self.state.metrics.slow_closed.inc();
                 (CloseCode::Again, "not reading; reconnect with since")

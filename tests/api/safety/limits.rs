@@ -24,7 +24,8 @@ async fn a_user_owns_a_bounded_number_of_groups() {
     );
 }
 
-/// Nobody can put a victim into thousands of groups: past the cap, adding them is refused.
+/// Nobody can put a victim into thousands of groups: past the cap, adding them is refused, and
+/// being filled up by others never stops the victim making their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_belongs_to_a_bounded_number_of_conversations() {
     let server = TestServer::start_with(|cfg| cfg.max_memberships = 3).await;
@@ -54,8 +55,14 @@ async fn a_user_belongs_to_a_bounded_number_of_conversations() {
         .await;
     assert_error(&got, 409, "limit_reached");
     assert_eq!(server.conversations(&victim).await.len(), 3);
-    let got = server.direct(&victim, spammer.id).await;
-    assert_error(&got, 409, "limit_reached");
+    // Filled up by others, the victim can still make a group and write to someone: their own
+    // conversations may go past the cap by as many groups as one may own.
+    server.create_group(&victim, "Mine", &[]).await;
+    let friend = server.new_user("friend").await;
+    let (status, body) = server.direct(&victim, friend.id).await;
+    assert_eq!(status, 201, "{body}");
+    // Three from others, two of their own.
+    assert_eq!(server.conversations(&victim).await.len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,6 +172,9 @@ async fn blocked_users_cannot_reach_whoever_blocked_them() {
     let teacher = server.ava().await;
     let pest = server.new_user("pest").await;
     let existing = server.direct_id(&pest, teacher.id).await;
+    let old = server.send_direct(&pest, teacher.id, "hello").await["id"]
+        .as_i64()
+        .unwrap();
     let (status, _) = server
         .put(
             &format!("/v1/me/blocks/{}", pest.id),
@@ -212,6 +222,12 @@ async fn blocked_users_cannot_reach_whoever_blocked_them() {
         )
         .await;
     assert_error(&got, 403, "blocked");
+    // Nor rewrite what they wrote before the block.
+    assert_error(
+        &server.edit(&pest, old, "something nasty").await,
+        403,
+        "blocked",
+    );
     let mut ws = server.ws_ready(&pest).await;
     ws.send_json(
         &json!({"type": "send", "group_id": existing, "content": "hi", "client_id": "b1"}),

@@ -8,4 +8,5 @@ mod input;
 mod limits;
 mod network;
 mod operator;
+mod races;
 mod sessions;

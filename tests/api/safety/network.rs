@@ -114,3 +114,30 @@ async fn on_loopback_the_hint_names_the_seeded_accounts_while_they_exist() {
         .await;
     assert_eq!(status, 200, "loopback reads /metrics");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_dual_stack_address_the_servers_own_machine_is_still_local() {
+    let Some(ns) = Netns::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // [::] takes IPv4 clients too, as ::ffff:127.0.0.1; inside the namespace, so that the
+    // wildcard address is the namespace's alone.
+    let server = ServerProcess::spawn_under(
+        &dir.path().join("chat.db"),
+        "[::]:0",
+        &[],
+        Under::Namespace(ns.name()),
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{}", server.addr.port());
+    let (status, body) = ns.curl(&[&format!("{base}/v1/welcome")]);
+    assert_eq!(status, 200, "{body}");
+    let welcome: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(welcome["demo_accounts"][0]["username"], "Ava", "{welcome}");
+    let login = format!("{base}/v1/users/login");
+    let (status, body) = ns.curl(&["-d", &login_body("Ava", SEED_PASSWORD), &login]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = ns.curl(&[&format!("{base}/metrics")]);
+    assert_eq!(status, 200, "{body}");
+}
