@@ -11,7 +11,66 @@ pub(super) fn routes(r: &mut Routes) {
         .add(__path_app_js, app_js)
         .add(__path_style_css, style_css)
         .add(__path_docs_js, docs_js)
-        .add(__path_docs_css, docs_css);
+        .add(__path_docs_css, docs_css)
+        .add(__path_favicon, favicon)
+        .add(__path_js_state, js_state)
+        .add(__path_js_api, js_api)
+        .add(__path_js_dom, js_dom)
+        .add(__path_js_socket, js_socket)
+        .add(__path_js_list, js_list)
+        .add(__path_js_chat, js_chat)
+        .add(__path_js_messages, js_messages)
+        .add(__path_js_composer, js_composer)
+        .add(__path_js_picker, js_picker)
+        .add(__path_js_people, js_people)
+        .add(__path_js_settings, js_settings)
+        .add(__path_js_login, js_login);
+}
+
+/// One of the web client's modules (web/js/), as its own route.
+macro_rules! module {
+    ($name:ident, $path:literal, $file:literal) => {
+        #[utoipa::path(get, path = $path, tag = "web", responses(
+            (status = 200, description = "A module of the web client", content_type = "text/javascript"),
+        ))]
+        async fn $name(_req: Request) -> Result<Response> {
+            file(
+                include_str!(concat!("../../web/js/", $file)),
+                "text/javascript; charset=utf-8",
+            )
+        }
+    };
+}
+
+module!(js_state, "/js/state.js", "state.js");
+module!(js_api, "/js/api.js", "api.js");
+module!(js_dom, "/js/dom.js", "dom.js");
+module!(js_socket, "/js/socket.js", "socket.js");
+module!(js_list, "/js/list.js", "list.js");
+module!(js_chat, "/js/chat.js", "chat.js");
+module!(js_messages, "/js/messages.js", "messages.js");
+module!(js_composer, "/js/composer.js", "composer.js");
+module!(js_picker, "/js/picker.js", "picker.js");
+module!(js_people, "/js/people.js", "people.js");
+module!(js_settings, "/js/settings.js", "settings.js");
+module!(js_login, "/js/login.js", "login.js");
+
+/// The icon browsers ask for.
+#[utoipa::path(get, path = "/favicon.ico", tag = "web", responses(
+    (status = 200, description = "The web client's icon", content_type = "image/x-icon"),
+))]
+async fn favicon(_req: Request) -> Result<Response> {
+    let mut res = Response::new(include_bytes!("../../web/favicon.ico").as_slice().into());
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("image/x-icon"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("public, max-age=86400"),
+    );
+    Ok(res)
 }
 
 fn file(body: &'static str, content_type: &'static str) -> Result<Response> {

@@ -37,5 +37,6 @@ mod safety;
 mod search;
 mod slow_consumers;
 mod startup_seed;
+mod web_files;
 mod websocket;
 mod ws_fuzz;

@@ -1,5 +1,7 @@
 //! The embedded web client in a real browser: headless Chromium (Debian's `chromium`), driven
-//! over the DevTools protocol. Ava and Mike log in in two tabs; Ava sends; Mike sees it live.
+//! over the DevTools protocol, each person in a tab of their own (separate storage), at a
+//! desktop's size and a phone's. With CHATSERVER_SCREENSHOTS=DIR the tests also leave
+//! screenshots of the main screens there, to be looked at.
 //!
 //! Skipped with a message when Chromium is not installed, unless CHATSERVER_REQUIRE_BROWSER
 //! is set (as `.ci/run` does, after installing it), in which case its absence is a failure.
@@ -8,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -16,6 +17,40 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const STEP: Duration = Duration::from_secs(20);
+
+/// A browser window's size.
+#[derive(Clone, Copy, Debug)]
+struct Size {
+    name: &'static str,
+    width: u32,
+    height: u32,
+    mobile: bool,
+}
+
+const DESKTOP: Size = Size {
+    name: "desktop",
+    width: 1280,
+    height: 800,
+    mobile: false,
+};
+const PHONE: Size = Size {
+    name: "phone",
+    width: 390,
+    height: 844,
+    mobile: true,
+};
+
+/// Chromium, or `None` (with a message) where it is not installed and not required.
+async fn chromium() -> Option<Browser> {
+    let Some(binary) = find_chromium() else {
+        if std::env::var_os("CHATSERVER_REQUIRE_BROWSER").is_some() {
+            panic!("CHATSERVER_REQUIRE_BROWSER is set but Chromium is not installed");
+        }
+        eprintln!("skipping a browser test: Chromium not found (apt-get install chromium)");
+        return None;
+    };
+    Some(Browser::launch(&binary).await)
+}
 
 fn find_chromium() -> Option<PathBuf> {
     let candidates = [
@@ -96,8 +131,9 @@ impl Browser {
         }
     }
 
-    /// A new tab at `url`, in its own browser context (separate storage).
-    async fn tab(&mut self, url: &str) -> String {
+    /// A new tab at `url`, in its own browser context (separate storage), `size` big, with
+    /// the page helpers (`window.__t`, see page.rs) and an error log installed before the page.
+    async fn tab(&mut self, url: &str, size: Size) -> String {
         let context = self
             .cdp
             .call(None, "Target.createBrowserContext", json!({}))
@@ -108,7 +144,7 @@ impl Browser {
             .call(
                 None,
                 "Target.createTarget",
-                json!({"url": url, "browserContextId": context}),
+                json!({"url": "about:blank", "browserContextId": context}),
             )
             .await["targetId"]
             .clone();
@@ -123,7 +159,47 @@ impl Browser {
             .as_str()
             .unwrap()
             .to_string();
+        let s = Some(session.as_str());
+        let metrics = json!({"width": size.width, "height": size.height,
+            "deviceScaleFactor": 1, "mobile": size.mobile});
+        self.cdp
+            .call(s, "Emulation.setDeviceMetricsOverride", metrics)
+            .await;
+        if size.mobile {
+            self.cdp
+                .call(
+                    s,
+                    "Emulation.setTouchEmulationEnabled",
+                    json!({"enabled": true}),
+                )
+                .await;
+        }
+        self.cdp.call(s, "Page.enable", json!({})).await;
+        self.cdp
+            .call(
+                s,
+                "Page.addScriptToEvaluateOnNewDocument",
+                json!({"source": page::HELPERS}),
+            )
+            .await;
+        self.cdp.call(s, "Page.navigate", json!({"url": url})).await;
         session
+    }
+
+    /// A PNG of what the tab shows.
+    async fn screenshot(&mut self, session: &str) -> Vec<u8> {
+        use base64::Engine;
+        let shot = self
+            .cdp
+            .call(
+                Some(session),
+                "Page.captureScreenshot",
+                json!({"format": "png"}),
+            )
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("screenshot data"))
+            .expect("base64 screenshot")
     }
 
     /// Evaluates `expression` in the tab (awaiting a returned promise) and returns its value.
@@ -178,57 +254,6 @@ impl Browser {
                 .await;
             panic!("{what}: not seen within {STEP:?}; the page shows:\n{page}");
         }
-    }
-
-    async fn log_in(&mut self, session: &str, username: &str) {
-        // `complete`: the client's script has run, so the form's submit is handled by it.
-        self.wait_for(
-            session,
-            "document.readyState === 'complete' && document.querySelector('#login-form')",
-            "the login form",
-        )
-        .await;
-        let script = format!(
-            r#"(() => {{
-                const set = (sel, value) => {{
-                    const input = document.querySelector(sel);
-                    input.value = value;
-                    input.dispatchEvent(new Event('input', {{bubbles: true}}));
-                }};
-                set('#login-username', {username:?});
-                set('#login-password', 'password');
-                document.querySelector('#login-submit').click();
-                return true;
-            }})()"#
-        );
-        self.eval(session, &script).await;
-        self.wait_for(
-            session,
-            "document.querySelector('#status') && document.querySelector('#status').textContent.trim() === 'connected'",
-            &format!("{username}'s socket to connect"),
-        )
-        .await;
-    }
-
-    async fn open_conversation(&mut self, session: &str, id: i64) {
-        let selector = format!("#conversations [data-conversation-id=\"{id}\"]");
-        self.wait_for(
-            session,
-            &format!("document.querySelector('{selector}')"),
-            "the conversation in the list",
-        )
-        .await;
-        self.eval(
-            session,
-            &format!("document.querySelector('{selector}').click(), true"),
-        )
-        .await;
-        self.wait_for(
-            session,
-            "document.querySelector('#composer-input')",
-            "the composer",
-        )
-        .await;
     }
 }
 
@@ -293,70 +318,6 @@ impl Cdp {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_browsers_chat_live() {
-    let Some(chromium) = find_chromium() else {
-        if std::env::var_os("CHATSERVER_REQUIRE_BROWSER").is_some() {
-            panic!("CHATSERVER_REQUIRE_BROWSER is set but Chromium is not installed");
-        }
-        eprintln!("skipping the browser test: Chromium not found (apt-get install chromium)");
-        return;
-    };
-    let server = TestServer::start().await;
-    let page = format!("http://{}/", server.addr);
-    let mut browser = Browser::launch(&chromium).await;
-    let ava = browser.tab(&page).await;
-    let mike = browser.tab(&page).await;
-
-    browser.log_in(&ava, "Ava").await;
-    browser.log_in(&mike, "Mike").await;
-    browser.open_conversation(&mike, GENERAL).await;
-    browser.open_conversation(&ava, GENERAL).await;
-
-    let text = format!("Hello from Ava's browser {}", std::process::id());
-    let send = format!(
-        r#"(() => {{
-            const input = document.querySelector('#composer-input');
-            input.value = {text:?};
-            input.dispatchEvent(new Event('input', {{bubbles: true}}));
-            document.querySelector('#composer-send').click();
-            return true;
-        }})()"#
-    );
-    browser.eval(&ava, &send).await;
-
-    let seen = format!(
-        "[...document.querySelectorAll('#messages [data-message-id]')].some(m => m.textContent.includes({text:?}))"
-    );
-    browser
-        .wait_for(&mike, &seen, "Ava's message in Mike's browser")
-        .await;
-    browser
-        .wait_for(&ava, &seen, "Ava's message in her own browser")
-        .await;
-
-    // It was really sent through the server, once.
-    let (status, page) = server
-        .get(
-            &format!("/v1/messages/group/{GENERAL}"),
-            Some(&server.ava().await.token),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let copies = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["content"] == text.as_str())
-        .count();
-    assert_eq!(copies, 1, "{page}");
-    let in_mikes_page = browser
-        .eval(
-            &mike,
-            &format!(
-                "[...document.querySelectorAll('#messages [data-message-id]')].filter(m => m.textContent.includes({text:?})).length"
-            ),
-        )
-        .await;
-    assert_eq!(in_mikes_page, json!(1), "shown once in Mike's browser");
-}
+mod classroom;
+mod live;
+mod page;
