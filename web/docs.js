@@ -6,6 +6,12 @@ const el = (tag, attrs = {}, ...children) => {
   for (const c of children) node.append(c);
   return node;
 };
+// Text with `code` spans, as the descriptions write it.
+function inline(text) {
+  const span = el("span");
+  String(text || "").split("`").forEach((part, i) => span.append(i % 2 ? el("code", {}, part) : part));
+  return span;
+}
 let schemas = {};
 const refName = (ref) => ref.split("/").pop();
 // A compact, JSON-like sketch of a schema, following references a few levels deep.
@@ -38,22 +44,25 @@ function operation(path, method, op) {
   const summary = el("summary", {},
     el("span", { class: "method " + method }, method.toUpperCase()),
     el("code", { class: op.security ? "lock" : "" }, path),
-    el("span", { class: "muted" }, op.summary || ""));
+    el("span", { class: "muted" }, inline(op.summary)));
   const details = el("details", { class: "op" }, summary);
-  if (op.description) details.append(el("p", {}, op.description));
+  // utoipa repeats the summary (the doc comment's first line) at the start of the description.
+  let more = (op.description || "").trim();
+  if (op.summary && more.startsWith(op.summary.trim())) more = more.slice(op.summary.trim().length).trim();
+  if (more) details.append(el("p", {}, inline(more)));
   if (op.parameters && op.parameters.length) {
     const table = el("table", {}, el("tr", {}, el("th", {}, "parameter"), el("th", {}, "in"), el("th", {}, "")));
     for (const p of op.parameters) {
       table.append(el("tr", {}, el("td", {}, el("code", {}, p.name + (p.required ? "" : "?"))),
-        el("td", {}, p.in), el("td", { class: "muted" }, p.description || "")));
+        el("td", {}, p.in), el("td", { class: "muted" }, inline(p.description))));
     }
-    details.append(table);
+    details.append(el("div", { class: "scroll" }, table));
   }
   const request = op.requestBody && bodySchema(op.requestBody.content);
   if (request) details.append(el("p", {}, "Request body:"), el("pre", {}, sketch(request)));
   for (const [status, response] of Object.entries(op.responses || {})) {
     const schema = bodySchema(response.content);
-    details.append(el("p", {}, el("b", {}, status), " ", response.description || ""));
+    details.append(el("p", {}, el("b", {}, status), " ", inline(response.description)));
     if (schema && !(schema.$ref && refName(schema.$ref) === "ErrorBody")) details.append(el("pre", {}, sketch(schema)));
   }
   return details;
@@ -62,7 +71,7 @@ fetch("openapi.json").then((r) => r.json()).then((doc) => {
   schemas = (doc.components && doc.components.schemas) || {};
   const root = document.getElementById("doc");
   root.textContent = "";
-  root.append(el("p", {}, doc.info.description || ""), el("p", { class: "muted" }, "Version " + doc.info.version));
+  root.append(el("p", {}, inline(doc.info.description)), el("p", { class: "muted" }, "Version " + doc.info.version));
   const byTag = new Map();
   for (const [path, item] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(item)) {

@@ -65,12 +65,16 @@ enum Command {
     Group(classroom::GroupCommand),
     /// Print a fresh access token for a user (so `T=$(chatserver token Ava)` works).
     Token {
+        /// Whose token.
         username: String,
         #[command(flatten)]
         tokens: TokenArgs,
     },
     /// Write a consistent copy of the database to FILE (also while the server runs).
-    Backup { file: PathBuf },
+    Backup {
+        /// Where the copy goes (a new file).
+        file: PathBuf,
+    },
 }
 
 const SUBCOMMANDS: &[&str] = &[

@@ -203,6 +203,7 @@ async fn add_member(mut req: Request) -> Result<Response> {
     json(&member, StatusCode::CREATED)
 }
 
+/// The members of a conversation, with their roles, mutes and whether they are online.
 #[utoipa::path(get, path = "/v1/groups/{id}/members", tag = "groups", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Conversation id")), responses(
         (status = 200, body = Vec<Member>),

@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi};
         title = "chatserver",
         description = "A real-time chat server on one SQLite file. Errors are \
             `{\"error\": \"<sentence>\", \"code\": \"<snake_case>\"}`; times are RFC 3339 UTC \
-            with milliseconds. The WebSocket (`GET /ws`) and its frames are described in the \
-            project's docs/API.md."
+            with milliseconds. The WebSocket (`GET /ws`), its frames and the rules of \
+            each route are in the protocol's description, served at `/docs/API.md`."
     ),
     modifiers(&BearerAuth),
 )]

@@ -13,6 +13,7 @@ pub(super) fn routes(r: &mut Routes) {
         .add(__path_docs_js, docs_js)
         .add(__path_docs_css, docs_css)
         .add(__path_favicon, favicon)
+        .add(__path_protocol, protocol)
         .add(__path_js_state, js_state)
         .add(__path_js_api, js_api)
         .add(__path_js_dom, js_dom)
@@ -30,6 +31,7 @@ pub(super) fn routes(r: &mut Routes) {
 /// One of the web client's modules (web/js/), as its own route.
 macro_rules! module {
     ($name:ident, $path:literal, $file:literal) => {
+        /// A module of the web client.
         #[utoipa::path(get, path = $path, tag = "web", responses(
             (status = 200, description = "A module of the web client", content_type = "text/javascript"),
         ))]
@@ -55,37 +57,47 @@ module!(js_people, "/js/people.js", "people.js");
 module!(js_settings, "/js/settings.js", "settings.js");
 module!(js_login, "/js/login.js", "login.js");
 
+/// The protocol in full (HTTP and every socket frame): the repository's docs/API.md.
+#[utoipa::path(get, path = "/docs/API.md", tag = "web", responses(
+    (status = 200, description = "The protocol, as Markdown", content_type = "text/markdown"),
+))]
+async fn protocol(_req: Request) -> Result<Response> {
+    file(
+        include_str!("../../docs/API.md"),
+        "text/markdown; charset=utf-8",
+    )
+}
+
 /// The icon browsers ask for.
 #[utoipa::path(get, path = "/favicon.ico", tag = "web", responses(
     (status = 200, description = "The web client's icon", content_type = "image/x-icon"),
 ))]
 async fn favicon(_req: Request) -> Result<Response> {
-    let mut res = Response::new(include_bytes!("../../web/favicon.ico").as_slice().into());
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("image/x-icon"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("public, max-age=86400"),
-    );
-    Ok(res)
+    // The icon never changes within a version: a day's caching spares a request per page.
+    let icon = include_bytes!("../../web/favicon.ico").as_slice();
+    Ok(answer(
+        Response::new(icon.into()),
+        "image/x-icon",
+        "public, max-age=86400",
+    ))
 }
 
 fn file(body: &'static str, content_type: &'static str) -> Result<Response> {
-    let mut res = Response::new(body.into());
+    // The files change with the binary; revalidate rather than keep a stale client.
+    Ok(answer(Response::new(body.into()), content_type, "no-cache"))
+}
+
+fn answer(mut res: Response, content_type: &'static str, cache: &'static str) -> Response {
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(content_type),
     );
-    // The files change with the binary; revalidate rather than keep a stale client.
     h.insert(
         header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-cache"),
+        header::HeaderValue::from_static(cache),
     );
-    Ok(res)
+    res
 }
 
 /// The web client.
@@ -99,6 +111,7 @@ async fn index(_req: Request) -> Result<Response> {
     )
 }
 
+/// The web client's entry module.
 #[utoipa::path(get, path = "/app.js", tag = "web", responses(
     (status = 200, description = "The web client's script", content_type = "text/javascript"),
 ))]
@@ -109,6 +122,7 @@ async fn app_js(_req: Request) -> Result<Response> {
     )
 }
 
+/// The web client's styles.
 #[utoipa::path(get, path = "/style.css", tag = "web", responses(
     (status = 200, description = "The web client's styles", content_type = "text/css"),
 ))]
@@ -119,6 +133,7 @@ async fn style_css(_req: Request) -> Result<Response> {
     )
 }
 
+/// The API page's renderer.
 #[utoipa::path(get, path = "/docs.js", tag = "web", responses(
     (status = 200, description = "The API page's renderer", content_type = "text/javascript"),
 ))]
@@ -129,6 +144,7 @@ async fn docs_js(_req: Request) -> Result<Response> {
     )
 }
 
+/// The API page's styles.
 #[utoipa::path(get, path = "/docs.css", tag = "web", responses(
     (status = 200, description = "The API page's styles", content_type = "text/css"),
 ))]

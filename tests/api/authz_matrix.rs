@@ -126,6 +126,7 @@ const TABLE: &[Row] = &[
     ("GET", "/docs.js", Case::DocsJs, PUBLIC_200),
     ("GET", "/docs.css", Case::DocsCss, PUBLIC_200),
     ("GET", "/favicon.ico", Case::Static("/favicon.ico"), PUBLIC_200),
+    ("GET", "/docs/API.md", Case::Static("/docs/API.md"), PUBLIC_200),
     ("GET", "/js/state.js", Case::Static("/js/state.js"), PUBLIC_200),
     ("GET", "/js/api.js", Case::Static("/js/api.js"), PUBLIC_200),
     ("GET", "/js/dom.js", Case::Static("/js/dom.js"), PUBLIC_200),

@@ -21,6 +21,7 @@ mod authz_matrix;
 mod browser;
 mod classroom;
 mod cli;
+mod cli_help;
 mod direct;
 mod durability;
 mod durability_limits;

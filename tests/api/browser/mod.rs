@@ -80,10 +80,11 @@ impl Drop for Browser {
     }
 }
 
-/// The DevTools endpoint Chromium writes into its profile once it listens.
-async fn devtools_url(profile: &Path) -> String {
+/// The DevTools endpoint Chromium writes into its profile once it listens, or `None` after
+/// `within`.
+async fn devtools_url(profile: &Path, within: Duration) -> Option<String> {
     let file = profile.join("DevToolsActivePort");
-    tokio::time::timeout(STEP, async {
+    tokio::time::timeout(within, async {
         loop {
             if let Ok(text) = std::fs::read_to_string(&file) {
                 let mut lines = text.lines();
@@ -96,39 +97,55 @@ async fn devtools_url(profile: &Path) -> String {
         }
     })
     .await
-    .expect("chromium did not start its DevTools endpoint")
+    .ok()
 }
 
 impl Browser {
+    /// Chromium, started afresh up to three times: on a loaded two-core machine a start now
+    /// and then never gets as far as listening.
     async fn launch(binary: &Path) -> Browser {
-        let profile = tempfile::tempdir().unwrap();
-        let child = Command::new(binary)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--remote-debugging-port=0",
-                "about:blank",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromium");
-        let url = devtools_url(profile.path()).await;
-        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .expect("connect to chromium");
-        Browser {
-            child,
-            _profile: profile,
-            cdp: Cdp { ws, next_id: 0 },
+        let mut logs = Vec::new();
+        for _ in 0..3 {
+            let profile = tempfile::tempdir().unwrap();
+            let log = std::fs::File::create(profile.path().join("stderr.log")).unwrap();
+            let mut child = Command::new(binary)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--remote-debugging-port=0",
+                    "about:blank",
+                ])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start chromium");
+            if let Some(url) = devtools_url(profile.path(), STEP).await {
+                let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+                    .await
+                    .expect("connect to chromium");
+                return Browser {
+                    child,
+                    _profile: profile,
+                    cdp: Cdp { ws, next_id: 0 },
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            logs.push(
+                std::fs::read_to_string(profile.path().join("stderr.log")).unwrap_or_default(),
+            );
         }
+        panic!(
+            "chromium did not start its DevTools endpoint in three tries:\n{}",
+            logs.join("\n---\n")
+        );
     }
 
     /// A new tab at `url`, in its own browser context (separate storage), `size` big, with
@@ -319,5 +336,6 @@ impl Cdp {
 }
 
 mod classroom;
+mod docs;
 mod live;
 mod page;
