@@ -207,7 +207,8 @@ pub struct NetArgs {
         long = "public-host",
         env = "CHATSERVER_PUBLIC_HOST",
         value_delimiter = ',',
-        value_name = "NAME"
+        value_name = "NAME",
+        value_parser = host_name
     )]
     pub public_hosts: Vec<String>,
 }
@@ -327,6 +328,22 @@ fn origin(s: &str) -> Result<String, String> {
     Ok(lower)
 }
 
+/// A host name as `Host` carries it, without the port (which the check ignores): a name given
+/// with one would silently match nothing.
+fn host_name(s: &str) -> Result<String, String> {
+    let name = s.trim().trim_end_matches('.');
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !ok {
+        return Err(format!(
+            "{s:?} is not a host name; give the name alone, like chat.school.example (no scheme or port)"
+        ));
+    }
+    Ok(name.to_string())
+}
+
 fn signing_secret(s: &str) -> Result<String, String> {
     if s.len() < 16 {
         return Err("the JWT secret must be at least 16 bytes long".into());
@@ -356,6 +373,8 @@ mod tests {
             &["--login-limit", "5"],
             &["--idle-timeout", "-1"],
             &["--cors-origin", "not a url"],
+            &["--public-host", "chat.example:8080"],
+            &["--public-host", "http://chat.example"],
             &["--cors-origin", "https://a.example/path"],
             &["--cors-origin", "ftp://a.example"],
             &["--cors-origin", "http://a.example:99999"],
