@@ -5,6 +5,7 @@
 mod admin;
 mod banner;
 mod classroom;
+mod import;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
