@@ -205,7 +205,16 @@ impl Session {
             code,
             reason: reason.into(),
         };
-        let closing = self.ws.close(Some(frame));
+        let ws = &mut self.ws;
+        let closing = async move {
+            if ws.close(Some(frame)).await.is_err() {
+                return;
+            }
+            // Read on until the client answers the close: a connection closed with frames
+            // still unread is reset, and a reset can take the close frame with it, so a client
+            // that kept sending would never learn why it was closed.
+            while let Some(Ok(_)) = ws.next().await {}
+        };
         let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
     }
 }
