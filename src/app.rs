@@ -46,6 +46,8 @@ pub async fn start(config: Config) -> Result<Server> {
     lock.note(&format!("pid {}, http://{addr}", std::process::id()));
     let metrics = Arc::new(Metrics::new());
     let service = open_service(&config, &metrics).await?;
+    // Before serving: no upload can be in progress, so every unfinished one is abandoned.
+    service.purge_attachments(true).await;
     let state = Arc::new(AppState {
         service,
         cors: Cors::new(&config.cors_origins),
@@ -120,7 +122,7 @@ async fn open_service(config: &Config, metrics: &Arc<Metrics>) -> Result<Service
 }
 
 /// The server's own timers: following the command line's changes to accounts and the
-/// database file, and purging expired sessions.
+/// database file, and purging expired sessions and unused attachments.
 fn housekeeping(state: &Arc<AppState>) -> [JoinHandle<()>; 2] {
     let deletions = every(Duration::from_secs(1), Arc::clone(state), |s| async move {
         s.service.store.check_file();
@@ -130,7 +132,10 @@ fn housekeeping(state: &Arc<AppState>) -> [JoinHandle<()>; 2] {
     let purge = every(
         Duration::from_secs(3600),
         Arc::clone(state),
-        |s| async move { s.service.purge_expired_sessions().await },
+        |s| async move {
+            s.service.purge_expired_sessions().await;
+            s.service.purge_attachments(false).await
+        },
     );
     [tokio::spawn(deletions), tokio::spawn(purge)]
 }

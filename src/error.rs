@@ -20,9 +20,12 @@ pub enum Error {
     /// The request contradicts what is stored (a taken name, an edit of a deleted message).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
-    /// Too big: a body, a frame or a quota.
+    /// Too big: a body or a frame.
     #[error("{0}")]
     TooLarge(String),
+    /// What the user already stores and this would pass their quota.
+    #[error("{0}")]
+    Quota(String),
     /// Too many, too fast; try again after `retry_after` seconds if given.
     #[error("{message}")]
     Limit {
@@ -96,6 +99,7 @@ impl Error {
             Error::Unauthenticated(_) => "unauthorized",
             Error::NotFound(_) => "not_found",
             Error::TooLarge(_) => "payload_too_large",
+            Error::Quota(_) => "quota_exceeded",
             Error::Limit { .. } => "rate_limited",
             Error::TimedOut(_) => "request_timeout",
             Error::Unavailable(_) => "unavailable",

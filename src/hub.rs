@@ -294,6 +294,10 @@ mod tests {
             edited_at: None,
             deleted: false,
             client_id: None,
+            attachments: Vec::new(),
+            reply_to: None,
+            reactions: Vec::new(),
+            mentions: Vec::new(),
         };
         hub.publish(Outbound::Group(
             GroupId(3),

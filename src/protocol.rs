@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::error::Error;
-use crate::model::{Group, GroupId, Message, MessageId, Role, UserId};
+use crate::model::{AttachmentId, Group, GroupId, Message, MessageId, Reaction, Role, UserId};
 
 /// What a client sends.
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -15,8 +15,14 @@ pub enum ClientFrame {
     /// Stored, answered with `ack`, and sent to every member as `group_message`.
     Send {
         group_id: GroupId,
-        content: String,
+        /// May be empty (or absent) when there are attachments.
+        content: Option<String>,
         client_id: Option<String>,
+        /// The sender's own uploads, at most ten.
+        #[serde(default)]
+        attachment_ids: Vec<AttachmentId>,
+        /// A message of the same conversation that this one answers.
+        reply_to: Option<MessageId>,
     },
     /// `typing` to the other members; never stored.
     Typing {
@@ -71,10 +77,18 @@ pub enum ServerFrame {
         group_id: GroupId,
         content: String,
         edited_at: Option<String>,
+        /// Recomputed from the new content.
+        mentions: Vec<UserId>,
     },
     MessageDeleted {
         id: MessageId,
         group_id: GroupId,
+    },
+    /// A message's reactions changed: all of them, as the message object has them.
+    MessageReactions {
+        id: MessageId,
+        group_id: GroupId,
+        reactions: Vec<Reaction>,
     },
     Typing {
         group_id: GroupId,

@@ -21,7 +21,7 @@ fn status(err: &Error) -> StatusCode {
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
-        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::TooLarge(_) | Error::Quota(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Limit { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

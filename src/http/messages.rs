@@ -8,8 +8,8 @@ use warp::reply::Response;
 use super::request::Query;
 use super::{json, no_content, ErrorBody, Request, Routes};
 use crate::error::Result;
-use crate::model::{GroupId, Message, MessageId};
-use crate::service::PageQuery;
+use crate::model::{AttachmentId, GroupId, Message, MessageId};
+use crate::service::{NewMessage, PageQuery};
 use crate::store::Sent;
 
 pub(super) fn routes(r: &mut Routes) {
@@ -19,14 +19,33 @@ pub(super) fn routes(r: &mut Routes) {
         .add(__path_direct_history, direct_history)
         .add(__path_edit, edit)
         .add(__path_delete, delete)
-        .add(__path_search, search);
+        .add(__path_search, search)
+        .add(__path_react, react)
+        .add(__path_unreact, unreact);
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SendBody {
-    content: String,
+    /// 1–4000 characters; may be empty or left out when there are attachments.
+    content: Option<String>,
     client_id: Option<String>,
+    /// Ids of the sender's own uploads (`POST /v1/attachments`), at most ten.
+    #[serde(default)]
+    attachment_ids: Vec<AttachmentId>,
+    /// A message of the same conversation that this one answers.
+    reply_to: Option<MessageId>,
+}
+
+impl SendBody {
+    fn message(&self) -> NewMessage<'_> {
+        NewMessage {
+            content: self.content.as_deref(),
+            client_id: self.client_id.as_deref(),
+            attachment_ids: &self.attachment_ids,
+            reply_to: self.reply_to,
+        }
+    }
 }
 
 fn sent(sent: Sent) -> Result<Response> {
@@ -50,9 +69,7 @@ fn sent(sent: Sent) -> Result<Response> {
 async fn send(mut req: Request) -> Result<Response> {
     let (user, group) = (req.user()?, req.id("id")?);
     let body: SendBody = req.json().await?;
-    let pending = req
-        .service()
-        .send(user, group, &body.content, body.client_id.as_deref());
+    let pending = req.service().send(user, group, &body.message());
     sent(pending.await?)
 }
 
@@ -73,7 +90,7 @@ async fn send_direct(mut req: Request) -> Result<Response> {
     let body: SendBody = req.json().await?;
     let result = req
         .service()
-        .send_direct(user, other, &body.content, body.client_id.as_deref())
+        .send_direct(user, other, &body.message())
         .await?;
     sent(result)
 }
@@ -214,4 +231,44 @@ async fn search(req: Request) -> Result<Response> {
         .search(req.user()?, text, group, limit)
         .await?;
     json(&SearchResults { messages }, StatusCode::OK)
+}
+
+/// Adds the caller's reaction (idempotent); every member's sockets get `message_reactions`.
+#[utoipa::path(put, path = "/v1/messages/{id}/reactions/{emoji}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Message id"),
+           ("emoji" = String, Path, description = "One emoji, percent-encoded")),
+    responses(
+        (status = 204, description = "The caller reacts with it"),
+        (status = 400, description = "Not one emoji (invalid_emoji)", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Deleted, or 20 emoji already (limit_reached)", body = ErrorBody),
+    ))]
+async fn react(req: Request) -> Result<Response> {
+    let (user, message) = (req.user()?, req.id("id")?);
+    let emoji = req.text("emoji")?;
+    req.service().react(user, message, &emoji, true).await?;
+    no_content()
+}
+
+/// Takes the caller's reaction back (idempotent).
+#[utoipa::path(delete, path = "/v1/messages/{id}/reactions/{emoji}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Message id"),
+           ("emoji" = String, Path, description = "One emoji, percent-encoded")),
+    responses(
+        (status = 204, description = "The caller no longer reacts with it"),
+        (status = 400, description = "Not one emoji (invalid_emoji)", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, or not allowed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The message was deleted", body = ErrorBody),
+    ))]
+async fn unreact(req: Request) -> Result<Response> {
+    let (user, message) = (req.user()?, req.id("id")?);
+    let emoji = req.text("emoji")?;
+    req.service().react(user, message, &emoji, false).await?;
+    no_content()
 }

@@ -4,6 +4,7 @@
 //! contract's answer in `error`.
 
 mod accounts;
+mod attachments;
 mod error;
 mod groups;
 mod messages;
@@ -41,6 +42,7 @@ pub(crate) fn router(state: &AppState) -> Arc<Router> {
     users::routes(&mut routes);
     groups::routes(&mut routes);
     messages::routes(&mut routes);
+    attachments::routes(&mut routes);
     crate::ws::routes(&mut routes);
     web::routes(&mut routes);
     Arc::new(Router::new(routes, openapi::base()))

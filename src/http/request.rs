@@ -13,7 +13,7 @@ use hyper::upgrade::OnUpgrade;
 use serde::de::DeserializeOwned;
 use warp::http::{header, HeaderMap, Method};
 
-use super::router::Router;
+use super::router::{PathValue, Router};
 use super::ConnHold;
 use crate::auth::{bearer, AuthUser};
 use crate::error::{Error, Result};
@@ -43,7 +43,7 @@ pub(crate) struct Request {
     upgrade: Option<OnUpgrade>,
     hold: Option<ConnHold>,
     body: Option<Body>,
-    ids: Vec<(Arc<str>, i64)>,
+    ids: Vec<(Arc<str>, PathValue)>,
     user: Option<AuthUser>,
     router: Option<Arc<Router>>,
 }
@@ -80,7 +80,7 @@ impl Request {
     }
 
     /// Set by the router once it has found the route.
-    pub(super) fn route(&mut self, ids: Vec<(Arc<str>, i64)>, router: Arc<Router>) {
+    pub(super) fn route(&mut self, ids: Vec<(Arc<str>, PathValue)>, router: Arc<Router>) {
         self.ids = ids;
         self.router = Some(router);
     }
@@ -113,11 +113,22 @@ impl Request {
 
     /// The id the path's `{name}` segment holds.
     pub fn id<T: From<i64>>(&self, name: &str) -> Result<T> {
-        self.ids
-            .iter()
-            .find(|(n, _)| &**n == name)
-            .map(|(_, v)| T::from(*v))
-            .ok_or_else(|| Error::internal(format!("no {{{name}}} in the route's path")))
+        match self.ids.iter().find(|(n, _)| &**n == name) {
+            Some((_, PathValue::Id(v))) => Ok(T::from(*v)),
+            _ => Err(Error::internal(format!(
+                "no id {{{name}}} in the route's path"
+            ))),
+        }
+    }
+
+    /// The text the path's `{name}` segment holds (a parameter documented as a string).
+    pub fn text(&self, name: &str) -> Result<String> {
+        match self.ids.iter().find(|(n, _)| &**n == name) {
+            Some((_, PathValue::Text(v))) => Ok(v.clone()),
+            _ => Err(Error::internal(format!(
+                "no text {{{name}}} in the route's path"
+            ))),
+        }
     }
 
     pub fn peer(&self) -> Option<SocketAddr> {
@@ -144,6 +155,13 @@ impl Request {
                     Error::invalid("invalid_query", "the query string could not be parsed")
                 }),
         }
+    }
+
+    /// The body as it arrives, for a handler that streams it (an upload).
+    pub fn take_body(&mut self) -> Result<Body> {
+        self.body
+            .take()
+            .ok_or_else(|| Error::internal("the body was read twice"))
     }
 
     /// The body as JSON of type `T`. The Content-Type is not checked, so `curl -d '{…}'` works
@@ -205,6 +223,21 @@ impl Request {
             return Err(too_large());
         }
         Ok(buf)
+    }
+}
+
+/// Reads on (up to the drain limit) and throws away the rest of a body that is refused, so the
+/// client is still reading when the answer comes (see `DRAIN_LIMIT`).
+pub(super) async fn drain<S, E>(body: &mut S)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let mut seen = 0usize;
+    while let Some(Ok(piece)) = body.next().await {
+        seen += piece.len();
+        if seen as u64 > DRAIN_LIMIT {
+            return;
+        }
     }
 }
 

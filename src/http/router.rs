@@ -32,10 +32,62 @@ pub(crate) struct RouteName(pub Arc<str>);
 
 type Handler = Arc<dyn Fn(Request) -> BoxFuture<'static, Result<Response>> + Send + Sync>;
 
-/// One segment of a path template: a literal, or `{name}`, which matches a decimal id.
+/// One segment of a path template: a literal, or `{name}`, which matches a decimal id, or any
+/// one segment (percent-decoded) when the operation documents that parameter as a string.
 enum Segment {
     Literal(String),
     Id(Arc<str>),
+    Text(Arc<str>),
+}
+
+/// The value a `{name}` segment of a request's path holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PathValue {
+    Id(i64),
+    Text(String),
+}
+
+/// The path parameters `operation` documents as strings.
+fn text_params(operation: &Operation) -> Vec<String> {
+    use utoipa::openapi::path::ParameterIn;
+    let is_string = |p: &utoipa::openapi::path::Parameter| {
+        serde_json::to_value(&p.schema)
+            .ok()
+            .is_some_and(|v| v.get("type").and_then(|t| t.as_str()) == Some("string"))
+    };
+    operation
+        .parameters
+        .iter()
+        .flatten()
+        .filter_map(|p| match p {
+            utoipa::openapi::RefOr::T(p) => Some(p),
+            utoipa::openapi::RefOr::Ref(_) => None,
+        })
+        .filter(|p| p.parameter_in == ParameterIn::Path && is_string(p))
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// `%XX` escapes decoded; a segment that is not UTF-8 afterwards keeps its bytes lossily (the
+/// handler's check refuses it).
+fn percent_decode(part: &str) -> String {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 struct Route {
@@ -70,12 +122,13 @@ impl Routes {
         let tags = P::tags().into_iter().map(str::to_string);
         operation.tags.get_or_insert_with(Vec::new).extend(tags);
         let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+        let texts = text_params(&operation);
         let mut schemas = Vec::new();
         P::schemas(&mut schemas);
         for method in P::methods() {
             self.routes.push(Route {
                 method: http_method(method),
-                segments: parse_template(&path),
+                segments: parse_template(&path, &texts),
                 path: Arc::clone(&path),
                 secured,
                 operation: operation.clone(),
@@ -113,10 +166,11 @@ fn utoipa_method(method: &Method) -> HttpMethod {
     }
 }
 
-fn parse_template(path: &str) -> Vec<Segment> {
+fn parse_template(path: &str, texts: &[String]) -> Vec<Segment> {
     split_path(path)
         .map(
             |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if texts.iter().any(|t| t == name) => Segment::Text(name.into()),
                 Some(name) => Segment::Id(name.into()),
                 None => Segment::Literal(seg.to_string()),
             },
@@ -145,8 +199,8 @@ fn plain_decimal(part: &str) -> Option<i64> {
 }
 
 impl Route {
-    /// The path's ids by name if `path` matches this route's template.
-    fn matches(&self, path: &str) -> Option<Vec<(Arc<str>, i64)>> {
+    /// The path's values by name if `path` matches this route's template.
+    fn matches(&self, path: &str) -> Option<Vec<(Arc<str>, PathValue)>> {
         let mut ids = Vec::new();
         let mut given = split_path(path);
         for segment in &self.segments {
@@ -154,7 +208,13 @@ impl Route {
             match segment {
                 Segment::Literal(literal) if literal == part => {}
                 Segment::Literal(_) => return None,
-                Segment::Id(name) => ids.push((Arc::clone(name), plain_decimal(part)?)),
+                Segment::Id(name) => {
+                    ids.push((Arc::clone(name), PathValue::Id(plain_decimal(part)?)));
+                }
+                Segment::Text(name) if !part.is_empty() => {
+                    ids.push((Arc::clone(name), PathValue::Text(percent_decode(part))));
+                }
+                Segment::Text(_) => return None,
             }
         }
         given.next().is_none().then_some(ids)
@@ -266,7 +326,7 @@ mod tests {
         Route {
             method: Method::GET,
             path: path.into(),
-            segments: parse_template(path),
+            segments: parse_template(path, &["emoji".to_string()]),
             secured: false,
             operation: Operation::new(),
             schemas: Vec::new(),
@@ -278,7 +338,8 @@ mod tests {
     fn templates_match_whole_paths_with_decimal_ids() {
         let r = route("/v1/groups/{id}/members/{user_id}");
         let ids = r.matches("/v1/groups/3/members/7").expect("matches");
-        assert_eq!(ids.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [3, 7]);
+        let values: Vec<_> = ids.into_iter().map(|(_, v)| v).collect();
+        assert_eq!(values, [PathValue::Id(3), PathValue::Id(7)]);
         assert!(r.matches("/v1/groups/3/members/7/").is_some());
         assert!(r.matches("/v1/groups/x/members/7").is_none());
         assert!(r.matches("/v1/groups/3/members").is_none());
@@ -293,5 +354,18 @@ mod tests {
         assert!(root.matches("/").is_some());
         assert!(root.matches("//").is_none());
         assert!(root.matches("/x").is_none());
+    }
+
+    #[test]
+    fn text_parameters_match_one_segment_percent_decoded() {
+        let r = route("/v1/messages/{id}/reactions/{emoji}");
+        let ids = r
+            .matches("/v1/messages/4/reactions/%F0%9F%91%8D")
+            .expect("matches");
+        assert_eq!(ids[1].1, PathValue::Text("👍".into()));
+        assert!(r.matches("/v1/messages/4/reactions/").is_none());
+        assert!(r.matches("/v1/messages/4/reactions/a/b").is_none());
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%FF"), "\u{fffd}");
     }
 }

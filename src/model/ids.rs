@@ -35,3 +35,4 @@ macro_rules! id_type {
 id_type!(UserId);
 id_type!(GroupId);
 id_type!(MessageId);
+id_type!(AttachmentId);

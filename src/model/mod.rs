@@ -1,10 +1,15 @@
 //! What the server talks about: ids, validated values and the objects of the API.
 
+mod extras;
 mod ids;
 mod records;
 mod text;
 
-pub use ids::{GroupId, MessageId, UserId};
+pub use extras::{
+    excerpt, mentioned_names, Attachment, Emoji, FileName, Reaction, ReplyQuote, INLINE_IMAGES,
+    MAX_ATTACHMENTS, MAX_REACTIONS,
+};
+pub use ids::{AttachmentId, GroupId, MessageId, UserId};
 pub use records::{
     Group, GroupSummary, GroupWithMembers, Kind, Member, Message, Peer, Posting, Profile,
     PublicUser, Role,

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::extras::{Attachment, Reaction, ReplyQuote};
 use super::ids::{GroupId, MessageId, UserId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -18,6 +19,14 @@ pub struct Message {
     pub edited_at: Option<String>,
     pub deleted: bool,
     pub client_id: Option<String>,
+    /// In the order the sender gave them; empty for a deleted message.
+    pub attachments: Vec<Attachment>,
+    /// The message this one answers.
+    pub reply_to: Option<ReplyQuote>,
+    /// In the order each emoji was first used.
+    pub reactions: Vec<Reaction>,
+    /// The members this message `@`-mentions.
+    pub mentions: Vec<UserId>,
 }
 
 /// A member's role in a group. Both members of a direct conversation are `member`.
@@ -133,6 +142,8 @@ pub struct GroupSummary {
     pub group: Group,
     pub last_message: Option<Message>,
     pub unread_count: i64,
+    /// Unread messages that mention the caller.
+    pub mention_count: i64,
     pub last_read_id: MessageId,
 }
 

@@ -87,7 +87,7 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// The characters that reorder text around them (they can make a name read as another).
-fn is_bidi_control(c: char) -> bool {
+pub(super) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
@@ -149,6 +149,14 @@ impl Password {
 }
 
 impl Content {
+    /// A message's text when it carries attachments: it may then be empty.
+    pub fn parse_beside_attachments(s: &str) -> Result<Content> {
+        if is_blank(s.trim()) {
+            return Ok(Content(String::new()));
+        }
+        Content::parse(s)
+    }
+
     /// Trimmed; not blank (white space and invisible characters only); no control characters
     /// but newline and tab.
     pub fn parse(s: &str) -> Result<Content> {

@@ -53,10 +53,25 @@ impl Clock {
         self.enter(IDLE);
     }
 
-    /// Bytes arrived; while idle, they begin the next request's headers.
+    /// Bytes arrived; while idle, they begin the next request's headers. While a request is
+    /// busy, any progress (bytes in or out) moves the backstop: an upload or a download may
+    /// take longer than the body timeout as long as it keeps moving (the handlers bound the
+    /// whole: a JSON body within the body timeout, an upload within ten minutes).
     fn heard(&self) {
-        if self.phase.load(Ordering::Relaxed) == IDLE {
-            self.enter(HEAD);
+        match self.phase.load(Ordering::Relaxed) {
+            IDLE => self.enter(HEAD),
+            BUSY => self.enter(BUSY),
+            _ => {}
+        }
+    }
+
+    /// Bytes went out: a request still busy, or an answer's body still streaming after its
+    /// headers (a download), is not idle.
+    fn sent(&self) {
+        match self.phase.load(Ordering::Relaxed) {
+            BUSY => self.enter(BUSY),
+            IDLE => self.enter(IDLE),
+            _ => {}
         }
     }
 
@@ -107,7 +122,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.clock.sent();
+        }
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -123,7 +142,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.clock.sent();
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

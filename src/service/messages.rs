@@ -12,10 +12,11 @@ use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
 use crate::model::{
-    page_limit, search_text, ClientId, Content, GroupId, Message, MessageId, UserId,
+    page_limit, search_text, AttachmentId, ClientId, Content, Emoji, GroupId, Message, MessageId,
+    UserId, MAX_ATTACHMENTS,
 };
 use crate::protocol::ServerFrame;
-use crate::store::{Page, Pending, Sent};
+use crate::store::{Draft, Page, Pending, Sent};
 
 /// Which page of history, as asked: `limit` is checked here.
 #[derive(Clone, Copy, Debug, Default)]
@@ -109,23 +110,59 @@ impl Searches {
     }
 }
 
-/// The content, trimmed, and the client_id, both checked: the same rules for every way in.
-fn checked(content: &str, client_id: Option<&str>) -> Result<(Content, Option<ClientId>)> {
-    Ok((Content::parse(content)?, ClientId::parse(client_id)?))
+/// A send as a client asks for it, over HTTP or the socket.
+#[derive(Debug, Default)]
+pub(crate) struct NewMessage<'a> {
+    /// Required unless there are attachments.
+    pub content: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub attachment_ids: &'a [AttachmentId],
+    pub reply_to: Option<MessageId>,
+}
+
+impl NewMessage<'_> {
+    /// The same rules for every way in: the content trimmed (and only then allowed to be
+    /// empty when there are attachments), the client_id, at most ten attachments, no repeats.
+    fn checked(&self) -> Result<Draft> {
+        let ids = self.attachment_ids;
+        if ids.len() > MAX_ATTACHMENTS {
+            return Err(Error::invalid(
+                "invalid_attachment",
+                format!("a message carries at most {MAX_ATTACHMENTS} attachments"),
+            ));
+        }
+        if ids.iter().enumerate().any(|(i, id)| ids[..i].contains(id)) {
+            return Err(Error::invalid(
+                "invalid_attachment",
+                "an attachment is given twice",
+            ));
+        }
+        let content = match (self.content, ids.is_empty()) {
+            (Some(text), true) => Content::parse(text)?,
+            (text, false) => Content::parse_beside_attachments(text.unwrap_or(""))?,
+            // As before attachments: a send without content is a malformed body.
+            (None, true) => {
+                return Err(Error::invalid(
+                    "invalid_json",
+                    "missing field `content` (it may only be left out beside attachment_ids)",
+                ))
+            }
+        };
+        Ok(Draft {
+            content,
+            client_id: ClientId::parse(self.client_id)?,
+            attachments: ids.to_vec(),
+            reply_to: self.reply_to,
+        })
+    }
 }
 
 impl Service {
     /// Checks and queues a send now (so one client's sends keep their order); the result
     /// comes with the commit. A repeated `client_id` gives back the first message.
-    pub fn send(
-        &self,
-        user: AuthUser,
-        group: GroupId,
-        content: &str,
-        client_id: Option<&str>,
-    ) -> Pending<Sent> {
-        match checked(content, client_id) {
-            Ok((content, client_id)) => self.store.send(group, user.id, content, client_id),
+    pub fn send(&self, user: AuthUser, group: GroupId, message: &NewMessage) -> Pending<Sent> {
+        match message.checked() {
+            Ok(draft) => self.store.send(group, user.id, draft),
             Err(e) => Pending::refused(e),
         }
     }
@@ -135,14 +172,23 @@ impl Service {
         &self,
         user: AuthUser,
         other: UserId,
-        content: &str,
-        client_id: Option<&str>,
+        message: &NewMessage<'_>,
     ) -> Result<Sent> {
         let other = other_user(user, other)?;
-        let (content, client_id) = checked(content, client_id)?;
-        self.store
-            .send_direct(user.id, other, content, client_id)
-            .await
+        let draft = message.checked()?;
+        self.store.send_direct(user.id, other, draft).await
+    }
+
+    /// Adds (`on`) or takes back the caller's reaction `emoji` on a message.
+    pub async fn react(
+        &self,
+        user: AuthUser,
+        message: MessageId,
+        emoji: &str,
+        on: bool,
+    ) -> Result<()> {
+        let emoji = Emoji::parse(emoji)?;
+        self.store.react(message, user.id, emoji, on).await
     }
 
     /// The sender changes a message's content.

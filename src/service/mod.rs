@@ -3,6 +3,7 @@
 //! edges (`http`, `ws`) only parse, call a service and answer; no service knows HTTP or SQL.
 
 mod accounts;
+mod attachments;
 mod blocks;
 mod conversations;
 mod messages;
@@ -13,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use accounts::{ProfileEdit, Session, Welcome};
-pub(crate) use messages::PageQuery;
+pub(crate) use attachments::Span;
+pub(crate) use messages::{NewMessage, PageQuery};
 
 use crate::auth::{Accounts, Keys, Passwords};
 use crate::config::Config;
@@ -32,6 +34,8 @@ pub(crate) struct Service {
     signups: RateLimit,
     refreshes: RateLimit,
     searches: messages::Searches,
+    /// Thumbnails being made: one at a time.
+    thumbnails: tokio::sync::Semaphore,
     config: Config,
 }
 
@@ -55,6 +59,7 @@ impl Service {
             signups: RateLimit::new(config.register_rate, Duration::from_secs(3600)),
             refreshes: RateLimit::new(REFRESHES_PER_MINUTE, Duration::from_secs(60)),
             searches: messages::Searches::default(),
+            thumbnails: tokio::sync::Semaphore::new(1),
             accounts,
             store,
             hub,

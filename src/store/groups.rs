@@ -225,7 +225,11 @@ fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
                 (SELECT count(*) FROM messages x
                   WHERE x.conversation_id = c.id AND x.id > m.last_read_id
                     AND x.deleted = 0 AND x.sender_id IS NOT m.user_id) AS unread,
-                m.last_read_id
+                m.last_read_id,
+                (SELECT count(*) FROM mentions mn JOIN messages x ON x.id = mn.message_id
+                  WHERE mn.user_id = m.user_id AND mn.message_id > m.last_read_id
+                    AND x.conversation_id = c.id AND x.deleted = 0
+                    AND x.sender_id IS NOT m.user_id) AS mentioned
          FROM members m JOIN conversations c ON c.id = m.conversation_id
          WHERE m.user_id = ?1"
     );
@@ -234,11 +238,11 @@ fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
         let mut g = group_row(r)?;
         g.role = Some(r.get(6)?);
         let last_id: Option<MessageId> = r.get(7)?;
-        Ok((g, last_id, r.get(8)?, r.get(9)?))
+        Ok((g, last_id, r.get(8)?, r.get(9)?, r.get(10)?))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (mut group, last_id, unread_count, last_read_id) = row?;
+        let (mut group, last_id, unread_count, last_read_id, mention_count) = row?;
         group.peer = peer_of(conn, &group, user)?;
         let last_message = match last_id {
             Some(id) => messages::by_id(conn, id)?,
@@ -248,6 +252,7 @@ fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
             group,
             last_message,
             unread_count,
+            mention_count,
             last_read_id,
         });
     }

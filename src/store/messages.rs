@@ -4,16 +4,33 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::members::{absent_or_forbidden, is_member, role_of};
-use super::{blocks, groups, sqlite::NOW, written, Pending, Store, Written};
+use super::{blocks, extras, groups, sqlite::NOW, written, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
-use crate::model::{ClientId, Content, GroupId, Kind, Message, MessageId, Posting, Role, UserId};
+use crate::model::{
+    excerpt, AttachmentId, ClientId, Content, GroupId, Kind, Message, MessageId, Posting,
+    ReplyQuote, Role, UserId,
+};
 use crate::protocol::ServerFrame;
 
+/// A message's row and the message it answers (`r`); `fill` adds the rest.
 pub(super) const SELECT: &str =
     "SELECT m.id, m.conversation_id, m.sender_id, u.username, m.content,
-       m.created_at, m.edited_at, m.deleted, m.client_id
-  FROM messages m LEFT JOIN users u ON u.id = m.sender_id";
+       m.created_at, m.edited_at, m.deleted, m.client_id,
+       m.reply_to, r.sender_id, ru.username, r.content, r.deleted
+  FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+       LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.sender_id";
+
+/// What a sender asks to store, checked by the service.
+#[derive(Debug)]
+pub(crate) struct Draft {
+    /// May be empty when there are attachments.
+    pub content: Content,
+    pub client_id: Option<ClientId>,
+    /// At most ten, no repeats.
+    pub attachments: Vec<AttachmentId>,
+    pub reply_to: Option<MessageId>,
+}
 
 /// A send's outcome: a new message, or the one an earlier send with the same client_id stored.
 #[derive(Debug)]
@@ -50,34 +67,16 @@ pub(crate) struct SocketStart {
 
 impl Store {
     /// Stores a message from a member of `group`.
-    pub fn send(
-        &self,
-        group: GroupId,
-        sender: UserId,
-        content: Content,
-        client_id: Option<ClientId>,
-    ) -> Pending<Sent> {
-        self.write(move |c| send(c, group, sender, &content, client_id.as_ref()))
+    pub fn send(&self, group: GroupId, sender: UserId, draft: Draft) -> Pending<Sent> {
+        self.write(move |c| send(c, group, sender, &draft))
     }
 
     /// Sends to the direct conversation of `sender` and `other`, creating it first if needed.
-    pub fn send_direct(
-        &self,
-        sender: UserId,
-        other: UserId,
-        content: Content,
-        client_id: Option<ClientId>,
-    ) -> Pending<Sent> {
+    pub fn send_direct(&self, sender: UserId, other: UserId, draft: Draft) -> Pending<Sent> {
         let caps = self.caps;
         self.write(move |c| {
             let conversation = groups::direct(c, caps, sender, other)?;
-            let mut sent = send(
-                c,
-                conversation.value.0.id,
-                sender,
-                &content,
-                client_id.as_ref(),
-            )?;
+            let mut sent = send(c, conversation.value.0.id, sender, &draft)?;
             let mut events = conversation.events;
             events.append(&mut sent.events);
             sent.events = events;
@@ -147,9 +146,7 @@ impl Store {
                 "{SELECT} JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = ?1
                  WHERE m.id > ?2 ORDER BY m.id ASC LIMIT ?3"
             );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![user, after, limit], message_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            load(c, &sql, params![user, after, limit])
         })
         .await
     }
@@ -170,15 +167,44 @@ impl Store {
             let sql = format!(
                 "{SELECT} WHERE m.conversation_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3"
             );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![group, after, limit], message_row)?;
-            Ok(Some(rows.collect::<rusqlite::Result<_>>()?))
+            Ok(Some(load(c, &sql, params![group, after, limit])?))
         })
         .await
     }
 }
 
-pub(super) fn message_row(r: &Row) -> rusqlite::Result<Message> {
+/// The messages `sql` (a `SELECT …` query) finds, with everything they carry.
+pub(super) fn load(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, message_row)?;
+    let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    extras::fill(conn, &mut messages)?;
+    Ok(messages)
+}
+
+fn message_row(r: &Row) -> rusqlite::Result<Message> {
+    let reply_to = match r.get::<_, Option<MessageId>>(9)? {
+        None => None,
+        Some(id) => {
+            let content: Option<String> = r.get(12)?;
+            let deleted = r.get::<_, Option<bool>>(13)?.unwrap_or(true);
+            Some(ReplyQuote {
+                id,
+                sender_id: r.get(10)?,
+                sender_username: r.get(11)?,
+                excerpt: if deleted {
+                    String::new()
+                } else {
+                    excerpt(content.as_deref().unwrap_or(""))
+                },
+                deleted,
+            })
+        }
+    };
     Ok(Message {
         id: r.get(0)?,
         group_id: r.get(1)?,
@@ -189,61 +215,67 @@ pub(super) fn message_row(r: &Row) -> rusqlite::Result<Message> {
         edited_at: r.get(6)?,
         deleted: r.get(7)?,
         client_id: r.get(8)?,
+        attachments: Vec::new(),
+        reply_to,
+        reactions: Vec::new(),
+        mentions: Vec::new(),
     })
 }
 
 pub(super) fn by_id(conn: &Connection, id: MessageId) -> Result<Option<Message>> {
     let sql = format!("{SELECT} WHERE m.id = ?1");
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row([id], message_row)
-        .optional()?)
+    Ok(load(conn, &sql, [id])?.pop())
 }
 
-fn send(
-    conn: &Connection,
-    group: GroupId,
-    sender: UserId,
-    content: &Content,
-    client_id: Option<&ClientId>,
-) -> Result<Written<Sent>> {
+fn send(conn: &Connection, group: GroupId, sender: UserId, draft: &Draft) -> Result<Written<Sent>> {
     let Some(username) = may_post(conn, group, sender)? else {
         return Err(absent_or_forbidden(conn, group)?);
     };
     if let Some(peer) = groups::direct_peer(conn, group, sender)? {
         blocks::refuse_if_blocked(conn, peer, sender)?;
     }
-    let client_id = client_id.map(ClientId::as_str);
+    let client_id = draft.client_id.as_ref().map(ClientId::as_str);
     if let Some(client_id) = client_id {
         let sql = format!(
             "{SELECT} WHERE m.conversation_id = ?1 AND m.sender_id = ?2 AND m.client_id = ?3"
         );
-        let earlier = conn
-            .prepare_cached(&sql)?
-            .query_row(params![group, sender, client_id], message_row)
-            .optional()?;
-        if let Some(earlier) = earlier {
+        if let Some(earlier) = load(conn, &sql, params![group, sender, client_id])?.pop() {
             return Ok(written(Sent::Repeat(earlier), Vec::new()));
         }
     }
+    if let Some(reply_to) = draft.reply_to {
+        extras::check_reply(conn, group, reply_to)?;
+    }
+    let content = draft.content.as_str();
     let (id, timestamp): (MessageId, String) = conn
         .prepare_cached(
-            "INSERT INTO messages (conversation_id, sender_id, content, client_id)
-             VALUES (?1, ?2, ?3, ?4) RETURNING id, created_at",
+            "INSERT INTO messages (conversation_id, sender_id, content, client_id, reply_to)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id, created_at",
         )?
-        .query_row(params![group, sender, content.as_str(), client_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        .query_row(
+            params![group, sender, content, client_id, draft.reply_to],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    let attachments = extras::attach(conn, id, sender, &draft.attachments)?;
+    let mentions = extras::set_mentions(conn, id, group, content, false)?;
+    let reply_to = match draft.reply_to {
+        Some(_) => by_id(conn, id)?.and_then(|m| m.reply_to),
+        None => None,
+    };
     let message = Message {
         id,
         group_id: group,
         sender_id: Some(sender),
         sender_username: Some(username),
-        content: content.as_str().to_string(),
+        content: content.to_string(),
         timestamp,
         edited_at: None,
         deleted: false,
         client_id: client_id.map(str::to_string),
+        attachments,
+        reply_to,
+        reactions: Vec::new(),
+        mentions,
     };
     let event = Event::new(ServerFrame::GroupMessage(message.clone()));
     Ok(written(
@@ -302,16 +334,12 @@ fn history(
             "{SELECT} WHERE m.conversation_id = ?1 AND m.id > ?2 AND m.id < ?3
              ORDER BY m.id ASC LIMIT ?4"
         );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![group, after, before, fetch], message_row)?;
-        rows.collect::<rusqlite::Result<_>>()?
+        load(conn, &sql, params![group, after, before, fetch])?
     } else {
         let sql = format!(
             "{SELECT} WHERE m.conversation_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
         );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![group, before, fetch], message_row)?;
-        let mut newest_first: Vec<Message> = rows.collect::<rusqlite::Result<_>>()?;
+        let mut newest_first = load(conn, &sql, params![group, before, fetch])?;
         newest_first.reverse();
         newest_first
     };
@@ -328,7 +356,11 @@ fn history(
 
 /// The message and the caller's role in its conversation: not found when there is no such
 /// message, forbidden when the caller is not in its conversation.
-fn for_member(conn: &Connection, id: MessageId, user: UserId) -> Result<(Message, Role, Kind)> {
+pub(super) fn for_member(
+    conn: &Connection,
+    id: MessageId,
+    user: UserId,
+) -> Result<(Message, Role, Kind)> {
     let message = by_id(conn, id)?.ok_or_else(|| Error::not_found("no such message"))?;
     let role = role_of(conn, message.group_id, user)?;
     let kind: Kind = conn.query_row(
@@ -361,12 +393,14 @@ fn edit(
         &format!("UPDATE messages SET content = ?2, edited_at = {NOW} WHERE id = ?1"),
         params![id, content.as_str()],
     )?;
+    extras::set_mentions(conn, id, message.group_id, content.as_str(), true)?;
     let edited = by_id(conn, id)?.ok_or_else(|| Error::not_found("no such message"))?;
     let event = Event::new(ServerFrame::MessageEdited {
         id: edited.id,
         group_id: edited.group_id,
         content: edited.content.clone(),
         edited_at: edited.edited_at.clone(),
+        mentions: edited.mentions.clone(),
     });
     let group = edited.group_id;
     Ok(written(edited, vec![Outbound::Group(group, event)]))
@@ -387,6 +421,7 @@ fn delete(conn: &Connection, id: MessageId, user: UserId) -> Result<Written<()>>
         "UPDATE messages SET content = '', deleted = 1 WHERE id = ?1",
         [id],
     )?;
+    extras::clear(conn, id)?;
     let event = Event::new(ServerFrame::MessageDeleted {
         id,
         group_id: message.group_id,

@@ -5,8 +5,10 @@
 //! connection: a second backend can stand behind the same operations.
 
 mod admin;
+mod attachments;
 mod blocks;
 mod classroom;
+mod extras;
 mod files;
 mod groups;
 mod members;
@@ -37,10 +39,11 @@ use crate::hub::{Hub, Outbound};
 use crate::metrics::Metrics;
 
 pub(crate) use admin::Admin;
+pub(crate) use attachments::{ChunkReader, Finished, Thumbnail, CHUNK};
 pub(crate) use classroom::NewAccount;
 pub(crate) use files::{create_private as create_private_file, DbLock};
 pub(crate) use groups::Activity;
-pub(crate) use messages::{Page, Sent};
+pub(crate) use messages::{Draft, Page, Sent};
 pub(crate) use seed::{Hasher, SeedFile, DEFAULT as DEFAULT_SEED};
 pub(crate) use tokens::{NewRefresh, Refreshed, Started};
 pub(crate) use users::ProfileChanges;

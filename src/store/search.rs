@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 
 use super::members::role_of;
-use super::messages::{message_row, SELECT};
+use super::messages::{load, SELECT};
 use super::Store;
 use crate::error::Result;
 use crate::model::{GroupId, Message, UserId};
@@ -62,9 +62,7 @@ fn search(
                    AND m.deleted = 0 AND (?3 IS NULL OR m.conversation_id = ?3)
                  ORDER BY m.id DESC LIMIT ?4"
     );
-    let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![user, fts, group, limit], message_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    load(c, &sql, params![user, fts, group, limit])
 }
 
 /// Turns what a person typed into an FTS5 query: every word must appear, the last one also as

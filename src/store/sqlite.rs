@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
-use crate::model::{GroupId, Kind, MessageId, Posting, Role, UserId};
+use crate::model::{AttachmentId, GroupId, Kind, MessageId, Posting, Role, UserId};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -127,6 +127,7 @@ macro_rules! sql_id {
 sql_id!(UserId);
 sql_id!(GroupId);
 sql_id!(MessageId);
+sql_id!(AttachmentId);
 
 impl FromSql for Role {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {

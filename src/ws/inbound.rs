@@ -11,6 +11,7 @@ use super::session::{End, Session, Step};
 use crate::error::{Error, Result};
 use crate::model::{GroupId, MessageId};
 use crate::protocol::{ClientFrame, ServerFrame};
+use crate::service::NewMessage;
 use crate::store::Pending;
 
 /// Writes of one socket waiting for their commit; more are refused until some are answered.
@@ -54,7 +55,17 @@ impl Session {
                 group_id,
                 content,
                 client_id,
-            } => self.send(group_id, &content, client_id).await,
+                attachment_ids,
+                reply_to,
+            } => {
+                let message = NewMessage {
+                    content: content.as_deref(),
+                    client_id: client_id.as_deref(),
+                    attachment_ids: &attachment_ids,
+                    reply_to,
+                };
+                self.send(group_id, &message).await
+            }
             ClientFrame::Typing { group_id } => self.typing(group_id).await,
             ClientFrame::Read {
                 group_id,
@@ -90,14 +101,12 @@ impl Session {
 
     /// Queues the send now (keeping this socket's order) and answers with `ack` once it is
     /// committed.
-    async fn send(&mut self, group: GroupId, content: &str, client_id: Option<String>) -> Step {
-        if let Some(full) = self.refuse_if_full(client_id.as_deref()).await {
+    async fn send(&mut self, group: GroupId, message: &NewMessage<'_>) -> Step {
+        if let Some(full) = self.refuse_if_full(message.client_id).await {
             return full;
         }
-        let pending = self
-            .state
-            .service
-            .send(self.auth, group, content, client_id.as_deref());
+        let pending = self.state.service.send(self.auth, group, message);
+        let client_id = message.client_id.map(str::to_string);
         self.answer_later(pending, client_id, |sent| {
             Some(ServerFrame::ack(sent.message()).to_text())
         })

@@ -103,6 +103,21 @@ enum Case {
     DirectEdit,
     DirectDeleteMessage,
     DirectSearch,
+    Upload,
+    /// The owner's image, sent to the group.
+    GetAttachment,
+    /// The owner's upload, sent nowhere: only the uploader may fetch it.
+    GetUnsentAttachment,
+    /// The owner's upload, sent in the direct conversation.
+    GetDirectAttachment,
+    MissingAttachment,
+    Thumbnail,
+    /// A text file has no thumbnail.
+    TextThumbnail,
+    React,
+    Unreact,
+    ReactInvalid,
+    DirectReact,
 }
 
 /// method, route (as the router names it), case, expected [anonymous, stranger, member, admin, owner].
@@ -199,6 +214,18 @@ const TABLE: &[Row] = &[
     ("PATCH", "/v1/messages/{id}", Case::DirectEdit, [401, 403, 403, 403, 200]),
     ("DELETE", "/v1/messages/{id}", Case::DirectDeleteMessage, [401, 403, 403, 403, 204]),
     ("GET", "/v1/messages/search", Case::DirectSearch, [401, 403, 200, 403, 200]),
+    ("PUT", "/v1/messages/{id}/reactions/{emoji}", Case::DirectReact, [401, 403, 204, 403, 204]),
+    ("GET", "/v1/attachments/{id}", Case::GetDirectAttachment, [401, 403, 200, 403, 200]),
+    // --- attachments and reactions ---
+    ("POST", "/v1/attachments", Case::Upload, ANY_USER_201),
+    ("GET", "/v1/attachments/{id}", Case::GetAttachment, MEMBERS_200),
+    ("GET", "/v1/attachments/{id}", Case::GetUnsentAttachment, [401, 403, 403, 403, 200]),
+    ("GET", "/v1/attachments/{id}", Case::MissingAttachment, [401, 404, 404, 404, 404]),
+    ("GET", "/v1/attachments/{id}/thumbnail", Case::Thumbnail, MEMBERS_200),
+    ("GET", "/v1/attachments/{id}/thumbnail", Case::TextThumbnail, [401, 403, 404, 404, 404]),
+    ("PUT", "/v1/messages/{id}/reactions/{emoji}", Case::React, [401, 403, 204, 204, 204]),
+    ("PUT", "/v1/messages/{id}/reactions/{emoji}", Case::ReactInvalid, [401, 400, 400, 400, 400]),
+    ("DELETE", "/v1/messages/{id}/reactions/{emoji}", Case::Unreact, [401, 403, 204, 204, 204]),
 ];
 
 /// The cast and the things they act on.
@@ -219,6 +246,10 @@ struct Fixture {
     owner_message: i64,
     direct: i64,
     direct_message: i64,
+    image: i64,
+    text_file: i64,
+    unsent: i64,
+    direct_file: i64,
 }
 
 impl Fixture {
@@ -244,6 +275,10 @@ impl Fixture {
             owner_message: 0,
             direct: 0,
             direct_message: 0,
+            image: 0,
+            text_file: 0,
+            unsent: 0,
+            direct_file: 0,
         };
         fx.group = fx.roles_group(api, "Matrix").await;
         fx.owner_message = message_id(&api.send(&fx.owner, fx.group, "hello from the owner").await);
@@ -252,6 +287,22 @@ impl Fixture {
             &api.send_direct(&fx.owner, fx.member.id, "hello direct")
                 .await,
         );
+        let upload = |name: &'static str, bytes: Vec<u8>| {
+            let owner = fx.owner.clone();
+            async move {
+                api.upload(&owner, name, bytes).await["id"]
+                    .as_i64()
+                    .unwrap()
+            }
+        };
+        fx.image = upload("photo.png", png(40, 30)).await;
+        fx.text_file = upload("notes.txt", b"some notes".to_vec()).await;
+        fx.unsent = upload("draft.txt", b"not sent".to_vec()).await;
+        fx.direct_file = upload("secret.txt", b"for the member".to_vec()).await;
+        let ids = json!({"content": "files", "attachment_ids": [fx.image, fx.text_file]});
+        assert_eq!(api.send_body(&fx.owner, fx.group, &ids).await.0, 201);
+        let ids = json!({"content": "a file", "attachment_ids": [fx.direct_file]});
+        assert_eq!(api.send_body(&fx.owner, fx.direct, &ids).await.0, 201);
         fx
     }
 
@@ -514,7 +565,37 @@ async fn build(api: &Api, fx: &Fixture, case: Case, role: Role, cell: usize) -> 
             format!("/v1/messages/search?q=hello&group_id={d}"),
             None,
         ),
+        // A JSON string is a file like any other (its type is read from its bytes).
+        Case::Upload => req(
+            M::POST,
+            "/v1/attachments?name=cell.txt",
+            Some(json!(format!("cell {cell}"))),
+        ),
+        Case::GetAttachment => req(M::GET, format!("/v1/attachments/{}", fx.image), None),
+        Case::GetUnsentAttachment => req(M::GET, format!("/v1/attachments/{}", fx.unsent), None),
+        Case::GetDirectAttachment => {
+            req(M::GET, format!("/v1/attachments/{}", fx.direct_file), None)
+        }
+        Case::MissingAttachment => req(M::GET, "/v1/attachments/987654321", None),
+        Case::Thumbnail => req(
+            M::GET,
+            format!("/v1/attachments/{}/thumbnail", fx.image),
+            None,
+        ),
+        Case::TextThumbnail => req(
+            M::GET,
+            format!("/v1/attachments/{}/thumbnail", fx.text_file),
+            None,
+        ),
+        Case::React => req(M::PUT, reaction(fx.owner_message, "%F0%9F%91%8D"), None),
+        Case::Unreact => req(M::DELETE, reaction(fx.owner_message, "%F0%9F%91%8D"), None),
+        Case::ReactInvalid => req(M::PUT, reaction(fx.owner_message, "thumbs"), None),
+        Case::DirectReact => req(M::PUT, reaction(fx.direct_message, "%F0%9F%8E%89"), None),
     }
+}
+
+fn reaction(message: i64, emoji: &str) -> String {
+    format!("/v1/messages/{message}/reactions/{emoji}")
 }
 
 /// A WebSocket upgrade: 101 when accepted (the socket is then closed), else the refusal's

@@ -16,6 +16,7 @@
 mod helpers;
 
 mod abuse;
+mod attachments;
 mod auth;
 mod authz_matrix;
 mod browser;
@@ -27,6 +28,7 @@ mod durability;
 mod durability_limits;
 mod edit_delete;
 mod example_db;
+mod extras;
 mod groups;
 mod messages;
 mod openapi;

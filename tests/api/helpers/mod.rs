@@ -5,6 +5,7 @@
 
 mod api;
 mod asserts;
+mod files;
 mod netns;
 mod process;
 mod server;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use api::*;
 pub use asserts::*;
+pub use files::*;
 pub use netns::*;
 pub use process::*;
 pub use server::*;

@@ -10,6 +10,11 @@ use clap::{Args, Parser};
 
 use crate::limits::Limit;
 
+mod values;
+use values::{
+    byte_size, count, host_name, origin, ping_interval, seconds, signing_secret, size, timeout,
+};
+
 /// How hard SQLite syncs to disk. `Normal` (WAL + synchronous=NORMAL) survives a crash of
 /// the process: every acknowledged message is in the WAL. `Full` also survives power loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -172,6 +177,14 @@ pub struct Config {
     #[arg(long, env = "CHATSERVER_SEARCH_TIMEOUT", default_value = "2", value_name = "SECONDS",
           value_parser = timeout)]
     pub search_timeout: Duration,
+    /// Largest attachment, in bytes (a number, or with K, M or G: `10M` is 10 MiB).
+    #[arg(long, env = "CHATSERVER_MAX_ATTACHMENT", default_value = "10M", value_name = "BYTES",
+          value_parser = byte_size)]
+    pub max_attachment: u64,
+    /// What one user's attachments may take in all, in bytes (K, M or G allowed).
+    #[arg(long, env = "CHATSERVER_ATTACHMENT_QUOTA", default_value = "200M", value_name = "BYTES",
+          value_parser = byte_size)]
+    pub attachment_quota: u64,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -247,110 +260,6 @@ impl Config {
     }
 }
 
-/// Ten years: longer lifetimes would overflow the clock arithmetic they feed.
-const LONGEST: u64 = 10 * 365 * 24 * 3600;
-
-fn seconds(s: &str) -> Result<Duration, String> {
-    let n: u64 = s
-        .parse()
-        .map_err(|_| "a whole number of seconds".to_string())?;
-    if !(1..=LONGEST).contains(&n) {
-        return Err(format!("must be between 1 and {LONGEST} seconds"));
-    }
-    Ok(Duration::from_secs(n))
-}
-
-fn timeout(s: &str) -> Result<Duration, String> {
-    let n: f64 = s.parse().map_err(|_| "a number of seconds".to_string())?;
-    if !(0.001..=86_400.0).contains(&n) {
-        return Err("must be between 0.001 and 86400 seconds".into());
-    }
-    Ok(Duration::from_secs_f64(n))
-}
-
-fn ping_interval(s: &str) -> Result<Duration, String> {
-    let n: f64 = s.parse().map_err(|_| "a number of seconds".to_string())?;
-    if !(0.1..=86_400.0).contains(&n) {
-        return Err("must be between 0.1 and 86400 seconds".into());
-    }
-    Ok(Duration::from_secs_f64(n))
-}
-
-fn size(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .parse()
-        .map_err(|_| "a whole number of bytes".to_string())?;
-    if n < 1024 {
-        return Err("must be at least 1024 bytes".into());
-    }
-    Ok(n)
-}
-
-fn count(s: &str) -> Result<usize, String> {
-    let n: usize = s.parse().map_err(|_| "a whole number".to_string())?;
-    if n < 1 {
-        return Err("must be at least 1".into());
-    }
-    Ok(n)
-}
-
-/// `*`, or an origin as a browser sends it: `http` or `https`, a host, maybe a port, and
-/// nothing after (a trailing `/` is forgiven). Anything else would never match a request.
-fn origin(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    if s == "*" {
-        return Ok(s.into());
-    }
-    let bad = || {
-        format!(
-            "{s:?} is not an origin; give the scheme, host and optional port, like \
-             https://chat.example.org or http://192.168.1.20:8080 (or `*` for any)"
-        )
-    };
-    let lower = s.trim_end_matches('/').to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"))
-        .ok_or_else(bad)?;
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
-        _ => (rest, None),
-    };
-    let host_ok = !host.is_empty()
-        && (host.starts_with('[') && host.ends_with(']')
-            || host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
-    if !host_ok || !port_ok {
-        return Err(bad());
-    }
-    Ok(lower)
-}
-
-/// A host name as `Host` carries it, without the port (which the check ignores): a name given
-/// with one would silently match nothing.
-fn host_name(s: &str) -> Result<String, String> {
-    let name = s.trim().trim_end_matches('.');
-    let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if !ok {
-        return Err(format!(
-            "{s:?} is not a host name; give the name alone, like chat.school.example (no scheme or port)"
-        ));
-    }
-    Ok(name.to_string())
-}
-
-fn signing_secret(s: &str) -> Result<String, String> {
-    if s.len() < 16 {
-        return Err("the JWT secret must be at least 16 bytes long".into());
-    }
-    Ok(s.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,6 +304,20 @@ mod tests {
                 "*"
             ]
         );
+        assert_eq!(c.max_attachment, 10 * 1024 * 1024);
+        assert_eq!(c.attachment_quota, 200 * 1024 * 1024);
+        let sized = Config::from_args(["--max-attachment", "512K", "--attachment-quota", "1g"]);
+        let sized = sized.unwrap();
+        assert_eq!(
+            (sized.max_attachment, sized.attachment_quota),
+            (512 << 10, 1 << 30)
+        );
+        for bad in ["10X", "", "-1", "0", "99999999999G"] {
+            assert!(
+                Config::from_args(["--max-attachment", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
         let fast = Config::from_args(["--ws-ping-interval", "0.2"]).unwrap();
         assert_eq!(fast.ws_ping_interval, Duration::from_millis(200));
     }

@@ -1,0 +1,280 @@
+//! Attachments: an upload streams into the database a chunk at a time (hashed and sniffed on
+//! the way, never whole in memory), a download streams out the same way, and an image's
+//! thumbnail is made once, on first request, by one decoder at a time with bounded memory.
+
+use std::io::{BufReader, Cursor};
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use hyper::body::Bytes;
+use image::{ImageFormat, ImageReader, Limits};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::Service;
+use crate::auth::AuthUser;
+use crate::error::{Error, Result};
+use crate::model::{Attachment, AttachmentId, FileName, UserId, INLINE_IMAGES};
+use crate::store::{ChunkReader, Finished, Store, Thumbnail, CHUNK};
+
+/// The whole of one upload must arrive within this (and each piece of it within the body
+/// timeout): at 10 MiB that is about 18 KB/s, slower than any classroom network.
+const UPLOAD_TIME: Duration = Duration::from_secs(600);
+/// The longest side of a thumbnail, in pixels.
+pub(crate) const THUMBNAIL_SIDE: u32 = 320;
+/// Images larger than this get no thumbnail (and are never decoded).
+pub(crate) const THUMBNAIL_MAX_PIXELS: u64 = 40_000_000;
+/// What decoding one image for its thumbnail may allocate.
+const DECODE_MEMORY: u64 = 256 * 1024 * 1024;
+/// Bytes kept from the start of an upload to tell its type.
+const SNIFF_BYTES: usize = 8192;
+
+/// An upload's bytes as they arrive.
+pub(crate) type UploadBody<'a> = &'a mut (dyn Stream<Item = Result<Bytes>> + Send + Unpin);
+
+/// A byte range of an attachment: from `start` up to, not including, `end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Takes back an upload that did not finish (an error, or the client went away).
+struct Unfinished {
+    store: Store,
+    id: Option<AttachmentId>,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            // The write is queued at once; nobody waits for its answer.
+            drop(self.store.abort_upload(id));
+        }
+    }
+}
+
+fn too_large(max: u64) -> Error {
+    Error::TooLarge(format!("an attachment is at most {max} bytes"))
+}
+
+impl Service {
+    /// Stores an upload of `user`'s. `declared` is its length when the client said it, so a
+    /// file that is too large is refused before any of it is read.
+    pub async fn upload(
+        &self,
+        user: AuthUser,
+        name: Option<&str>,
+        declared: Option<u64>,
+        body: UploadBody<'_>,
+    ) -> Result<Attachment> {
+        let (max, quota) = (self.config.max_attachment, self.config.attachment_quota);
+        if declared.is_some_and(|n| n > max) {
+            return Err(too_large(max));
+        }
+        let name = FileName::clean(name);
+        let id = self
+            .store
+            .begin_upload(user.id, name, declared.unwrap_or(0), quota)
+            .await?;
+        let mut unfinished = Unfinished {
+            store: self.store.clone(),
+            id: Some(id),
+        };
+        let received = self.receive(user.id, id, body).await;
+        // From here the upload is finished or taken back in order: the guard is only for a
+        // client that goes away mid-upload (this future dropped).
+        unfinished.id = None;
+        match received {
+            Ok(finished) => self.store.finish_upload(id, finished).await,
+            Err(e) => {
+                let _ = self.store.abort_upload(id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads the body into chunk rows; its hash, type and (for an image) size.
+    async fn receive(
+        &self,
+        user: UserId,
+        id: AttachmentId,
+        body: UploadBody<'_>,
+    ) -> Result<Finished> {
+        let (max, quota) = (self.config.max_attachment, self.config.attachment_quota);
+        let piece_time = self.config.net.body_timeout;
+        let deadline = Instant::now() + UPLOAD_TIME;
+        let mut hasher = Sha256::new();
+        let mut head = Vec::new();
+        let mut buf = Vec::with_capacity(CHUNK);
+        let (mut seq, mut total) = (0i64, 0u64);
+        loop {
+            let until = deadline.min(Instant::now() + piece_time);
+            let piece = tokio::time::timeout_at(until, body.next())
+                .await
+                .map_err(|_| Error::TimedOut("the upload stopped arriving".into()))?;
+            let Some(piece) = piece else { break };
+            let mut piece = piece?;
+            total += piece.len() as u64;
+            if total > max {
+                return Err(too_large(max));
+            }
+            hasher.update(&piece);
+            let keep = SNIFF_BYTES.saturating_sub(head.len()).min(piece.len());
+            head.extend_from_slice(&piece[..keep]);
+            while !piece.is_empty() {
+                let take = (CHUNK - buf.len()).min(piece.len());
+                buf.extend_from_slice(&piece.split_to(take));
+                if buf.len() == CHUNK {
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
+                    self.store.upload_chunk(id, user, seq, full, quota).await?;
+                    seq += 1;
+                }
+            }
+        }
+        if total == 0 {
+            return Err(Error::invalid("invalid_attachment", "the file is empty"));
+        }
+        if !buf.is_empty() {
+            self.store.upload_chunk(id, user, seq, buf, quota).await?;
+        }
+        let content_type = infer::get(&head).map_or("application/octet-stream", |t| t.mime_type());
+        let (width, height) = match ImageFormat::from_mime_type(content_type) {
+            Some(format) if INLINE_IMAGES.contains(&content_type) => {
+                self.store
+                    .with_attachment_reader(id, total, move |r| dimensions(r, format))
+                    .await?
+            }
+            _ => (None, None),
+        };
+        Ok(Finished {
+            sha256: hex(&hasher.finalize()),
+            content_type: content_type.to_string(),
+            width,
+            height,
+        })
+    }
+
+    /// An attachment the caller may fetch.
+    pub async fn attachment(&self, user: AuthUser, id: AttachmentId) -> Result<Attachment> {
+        self.store.attachment_for(id, user.id).await
+    }
+
+    /// The bytes of `span` of an attachment, a chunk at a time: a task reads each chunk as
+    /// the client takes the one before (at most two wait).
+    pub fn attachment_bytes(
+        &self,
+        id: AttachmentId,
+        span: Span,
+    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut pos = span.start;
+            while pos < span.end {
+                let seq = pos / CHUNK as u64;
+                let piece = match store.attachment_chunk(id, seq as i64).await {
+                    Ok(Some(data)) => {
+                        let from = (pos % CHUNK as u64) as usize;
+                        let to = data.len().min(from + (span.end - pos) as usize);
+                        Bytes::from(data).slice(from.min(to)..to)
+                    }
+                    _ => Bytes::new(),
+                };
+                if piece.is_empty() {
+                    let _ = tx
+                        .send(Err(std::io::Error::other("an attachment chunk is missing")))
+                        .await;
+                    return;
+                }
+                pos += piece.len() as u64;
+                if tx.send(Ok(piece)).await.is_err() {
+                    return; // the client went away
+                }
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+
+    /// An image attachment's thumbnail, made on first request and kept; not found for other
+    /// files and for images over 40 megapixels or that do not decode.
+    pub async fn thumbnail(&self, user: AuthUser, id: AttachmentId) -> Result<Thumbnail> {
+        let none = || Error::not_found("this attachment has no thumbnail");
+        let a = self.attachment(user, id).await?;
+        let pixels = u64::from(a.width.unwrap_or(0)) * u64::from(a.height.unwrap_or(0));
+        let format = ImageFormat::from_mime_type(&a.content_type);
+        let Some(format) = format.filter(|_| a.is_image() && pixels <= THUMBNAIL_MAX_PIXELS) else {
+            return Err(none());
+        };
+        if let Some(kept) = self.store.thumbnail(id).await? {
+            return kept.ok_or_else(none);
+        }
+        // One image is decoded at a time: each may take up to DECODE_MEMORY.
+        let _turn = self
+            .thumbnails
+            .acquire()
+            .await
+            .map_err(|_| Error::unavailable("the server is stopping"))?;
+        if let Some(kept) = self.store.thumbnail(id).await? {
+            return kept.ok_or_else(none);
+        }
+        let size = a.size.max(0) as u64;
+        let made = self
+            .store
+            .with_attachment_reader(id, size, move |r| make_thumbnail(r, format))
+            .await?;
+        self.store.keep_thumbnail(id, made.clone()).await?;
+        made.ok_or_else(none)
+    }
+
+    /// Removes attachments nothing refers to after a day, and abandoned uploads. Called at
+    /// start-up (`starting`: every unfinished upload is abandoned) and about once an hour.
+    pub async fn purge_attachments(&self, starting: bool) {
+        match self.store.purge_attachments(starting).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "unused attachments removed"),
+            Err(e) => tracing::warn!(error = %e, "removing unused attachments"),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(100_000);
+    limits.max_image_height = Some(100_000);
+    limits.max_alloc = Some(DECODE_MEMORY);
+    limits
+}
+
+/// An image's width and height from its header (none when it does not parse).
+fn dimensions(r: &mut ChunkReader<'_>, format: ImageFormat) -> (Option<u32>, Option<u32>) {
+    let mut reader = ImageReader::with_format(BufReader::new(r), format);
+    reader.limits(limits());
+    match reader.into_dimensions() {
+        Ok((w, h)) if w > 0 && h > 0 => (Some(w), Some(h)),
+        _ => (None, None),
+    }
+}
+
+/// Decodes the image within the limits and shrinks it to at most `THUMBNAIL_SIDE` a side: a
+/// PNG when it has transparency, else a JPEG. `None` when it does not decode.
+fn make_thumbnail(r: &mut ChunkReader<'_>, format: ImageFormat) -> Option<Thumbnail> {
+    let mut reader = ImageReader::with_format(BufReader::new(r), format);
+    reader.limits(limits());
+    let image = reader.decode().ok()?;
+    let small = image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
+    let mut out = Cursor::new(Vec::new());
+    if small.color().has_alpha() {
+        small.write_to(&mut out, ImageFormat::Png).ok()?;
+        Some(("image/png".into(), out.into_inner()))
+    } else {
+        let rgb = image::DynamicImage::ImageRgb8(small.to_rgb8());
+        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80);
+        rgb.write_with_encoder(encoder).ok()?;
+        Some(("image/jpeg".into(), out.into_inner()))
+    }
+}

@@ -1,0 +1,255 @@
+//! What a message carries besides its text, as tables beside `messages`: its attachments
+//! (`message_attachments`), the message it answers (`messages.reply_to`), reactions and
+//! mentions. Messages are read with `fill`, which loads all of it for a whole page in one query
+//! per table; a send, an edit and a delete keep the tables in step.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::attachments::{attachment_row, ATTACHMENT_COLUMNS};
+use super::messages::for_member;
+use super::{blocks, groups, written, Pending, Store, Written};
+use crate::error::{Error, Result};
+use crate::hub::{Event, Outbound};
+use crate::model::{
+    mentioned_names, Attachment, AttachmentId, Emoji, GroupId, Message, MessageId, Reaction,
+    UserId, MAX_REACTIONS,
+};
+use crate::protocol::ServerFrame;
+
+/// The ids of `messages` as the JSON array `json_each` reads.
+fn id_list(messages: &[Message]) -> String {
+    let ids: Vec<i64> = messages.iter().map(|m| m.id.0).collect();
+    serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
+}
+
+/// Loads the attachments, reactions and mentions of every message in `messages`.
+pub(super) fn fill(conn: &Connection, messages: &mut [Message]) -> Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let ids = id_list(messages);
+    let at: HashMap<MessageId, usize> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id, i))
+        .collect();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT ma.message_id, {ATTACHMENT_COLUMNS}
+         FROM message_attachments ma JOIN attachments a ON a.id = ma.attachment_id
+         WHERE ma.message_id IN (SELECT value FROM json_each(?1))
+         ORDER BY ma.message_id, ma.position"
+    ))?;
+    let rows = stmt.query_map([&ids], |r| {
+        Ok((r.get::<_, MessageId>(0)?, attachment_row(r, 1)?))
+    })?;
+    for row in rows {
+        let (id, attachment) = row?;
+        if let Some(&i) = at.get(&id) {
+            messages[i].attachments.push(attachment);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT message_id, emoji, user_id FROM reactions
+         WHERE message_id IN (SELECT value FROM json_each(?1)) ORDER BY message_id, id",
+    )?;
+    let rows = stmt.query_map([&ids], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    for row in rows {
+        let (id, emoji, user): (MessageId, String, UserId) = row?;
+        if let Some(&i) = at.get(&id) {
+            add_reaction(&mut messages[i].reactions, emoji, user);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT message_id, user_id FROM mentions
+         WHERE message_id IN (SELECT value FROM json_each(?1)) ORDER BY message_id, user_id",
+    )?;
+    let rows = stmt.query_map([&ids], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    for row in rows {
+        let (id, user): (MessageId, UserId) = row?;
+        if let Some(&i) = at.get(&id) {
+            messages[i].mentions.push(user);
+        }
+    }
+    Ok(())
+}
+
+fn add_reaction(reactions: &mut Vec<Reaction>, emoji: String, user: UserId) {
+    match reactions.iter_mut().find(|r| r.emoji == emoji) {
+        Some(r) => {
+            r.count += 1;
+            r.user_ids.push(user);
+        }
+        None => reactions.push(Reaction {
+            emoji,
+            count: 1,
+            user_ids: vec![user],
+        }),
+    }
+}
+
+/// Ties the sender's own finished uploads to a new message, in the order given; any other id
+/// is `invalid_attachment`.
+pub(super) fn attach(
+    conn: &Connection,
+    message: MessageId,
+    sender: UserId,
+    ids: &[AttachmentId],
+) -> Result<Vec<Attachment>> {
+    let mut found = Vec::with_capacity(ids.len());
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ATTACHMENT_COLUMNS} FROM attachments a
+         WHERE a.id = ?1 AND a.uploader_id = ?2 AND a.complete = 1"
+    ))?;
+    for (position, &id) in ids.iter().enumerate() {
+        let attachment = stmt
+            .query_row(params![id, sender], |r| attachment_row(r, 0))
+            .optional()?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "invalid_attachment",
+                    format!("attachment {id} is not one of your uploads"),
+                )
+            })?;
+        conn.prepare_cached(
+            "INSERT INTO message_attachments (message_id, position, attachment_id)
+             VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![message, position as i64, id])?;
+        found.push(attachment);
+    }
+    Ok(found)
+}
+
+/// Refuses a reply to a message that is not in `group`.
+pub(super) fn check_reply(conn: &Connection, group: GroupId, reply_to: MessageId) -> Result<()> {
+    let same: Option<GroupId> = conn
+        .prepare_cached("SELECT conversation_id FROM messages WHERE id = ?1")?
+        .query_row([reply_to], |r| r.get(0))
+        .optional()?;
+    if same != Some(group) {
+        return Err(Error::invalid(
+            "invalid_reply",
+            format!("message {reply_to} is not in this conversation"),
+        ));
+    }
+    Ok(())
+}
+
+/// Records whom `content` mentions: members of `group` named by `@username`, any case.
+/// An edit (`replacing`) first forgets whom the message mentioned before.
+pub(super) fn set_mentions(
+    conn: &Connection,
+    message: MessageId,
+    group: GroupId,
+    content: &str,
+    replacing: bool,
+) -> Result<Vec<UserId>> {
+    if replacing {
+        conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
+            .execute([message])?;
+    }
+    let names = mentioned_names(content);
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id FROM members mb JOIN users u ON u.id = mb.user_id
+         WHERE mb.conversation_id = ?1
+           AND casefold(u.username) IN (SELECT value FROM json_each(?2))
+         ORDER BY u.id",
+    )?;
+    let users: Vec<UserId> = stmt
+        .query_map(params![group, names], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO mentions (message_id, user_id) VALUES (?1, ?2)")?;
+    for user in &users {
+        insert.execute(params![message, user])?;
+    }
+    Ok(users)
+}
+
+/// A deleted message keeps nothing: its attachments, reactions and mentions go (an attachment
+/// nothing else refers to is removed later), and it no longer quotes another.
+pub(super) fn clear(conn: &Connection, message: MessageId) -> Result<()> {
+    for sql in [
+        "DELETE FROM message_attachments WHERE message_id = ?1",
+        "DELETE FROM reactions WHERE message_id = ?1",
+        "DELETE FROM mentions WHERE message_id = ?1",
+        "UPDATE messages SET reply_to = NULL WHERE id = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([message])?;
+    }
+    Ok(())
+}
+
+fn reactions_of(conn: &Connection, message: MessageId) -> Result<Vec<Reaction>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT emoji, user_id FROM reactions WHERE message_id = ?1 ORDER BY id")?;
+    let mut reactions = Vec::new();
+    for row in stmt.query_map([message], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (emoji, user) = row?;
+        add_reaction(&mut reactions, emoji, user);
+    }
+    Ok(reactions)
+}
+
+impl Store {
+    /// Adds (`on`) or takes back the caller's `emoji` on a message; members receive
+    /// `message_reactions` when anything changed. Both are idempotent.
+    pub fn react(&self, message: MessageId, user: UserId, emoji: Emoji, on: bool) -> Pending<()> {
+        self.write(move |c| react(c, message, user, emoji.as_str(), on))
+    }
+}
+
+fn react(
+    conn: &Connection,
+    id: MessageId,
+    user: UserId,
+    emoji: &str,
+    on: bool,
+) -> Result<Written<()>> {
+    let (message, _, _) = for_member(conn, id, user)?;
+    let group = message.group_id;
+    if message.deleted {
+        return Err(Error::conflict("the message was deleted"));
+    }
+    if let Some(peer) = groups::direct_peer(conn, group, user)? {
+        blocks::refuse_if_blocked(conn, peer, user)?;
+    }
+    let changed = if on {
+        let (present, distinct): (bool, i64) = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM reactions WHERE message_id = ?1 AND emoji = ?2),
+                        (SELECT count(DISTINCT emoji) FROM reactions WHERE message_id = ?1)",
+            )?
+            .query_row(params![id, emoji], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if !present && distinct >= MAX_REACTIONS as i64 {
+            return Err(Error::Conflict {
+                code: "limit_reached",
+                message: format!("a message carries at most {MAX_REACTIONS} different emoji"),
+            });
+        }
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO reactions (message_id, emoji, user_id) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![id, emoji, user])?
+    } else {
+        conn.prepare_cached(
+            "DELETE FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND user_id = ?3",
+        )?
+        .execute(params![id, emoji, user])?
+    };
+    if changed == 0 {
+        return Ok(written((), Vec::new()));
+    }
+    let event = Event::new(ServerFrame::MessageReactions {
+        id,
+        group_id: group,
+        reactions: reactions_of(conn, id)?,
+    });
+    Ok(written((), vec![Outbound::Group(group, event)]))
+}

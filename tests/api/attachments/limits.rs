@@ -1,0 +1,155 @@
+//! What an upload may not do: pass the size limit (declared or not), pass the quota, or be
+//! attached by anyone but its uploader, and more than ten to a message.
+
+use super::*;
+
+const LIMIT: u64 = 64 * 1024;
+
+async fn small_limits() -> TestServer {
+    TestServer::start_with(|c| {
+        c.max_attachment = LIMIT;
+        c.attachment_quota = 160 * 1024;
+    })
+    .await
+}
+
+fn used(server: &TestServer) -> (i64, i64) {
+    server
+        .db()
+        .query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM attachments",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_upload_is_refused_whether_or_not_its_length_is_declared() {
+    let server = small_limits().await;
+    let ava = server.ava().await;
+    let exact = server
+        .upload(&ava, "exact.bin", noise(LIMIT as usize))
+        .await;
+    assert_eq!(exact["size"], LIMIT);
+    let before = used(&server);
+    assert_error(
+        &server
+            .upload_as(
+                &ava,
+                "big.bin",
+                "application/octet-stream",
+                noise(LIMIT as usize + 1),
+            )
+            .await,
+        413,
+        "payload_too_large",
+    );
+
+    // Chunked: no length to refuse up front; it is cut off as it passes the limit.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut request = format!(
+        "POST /v1/attachments?name=c.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n",
+        ava.token
+    );
+    for _ in 0..(LIMIT / 1024 + 8) {
+        request.push_str(&format!("400\r\n{}\r\n", "z".repeat(1024)));
+    }
+    request.push_str("0\r\n\r\n");
+    let (status, _, body) = raw_http(&mut tcp, &request).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("payload_too_large"), "{body}");
+    assert_eq!(used(&server), before, "nothing of a refused upload is kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_counts_what_a_user_stores_and_refuses_what_would_pass_it() {
+    let server = small_limits().await;
+    let (ava, mike) = (server.ava().await, server.mike().await);
+    server.upload(&ava, "a.bin", noise(60 * 1024)).await;
+    server.upload(&ava, "b.bin", noise(60 * 1024)).await;
+    assert_error(
+        &server
+            .upload_as(&ava, "c.bin", "application/octet-stream", noise(60 * 1024))
+            .await,
+        413,
+        "quota_exceeded",
+    );
+    let (count, bytes) = used(&server);
+    assert_eq!(
+        (count, bytes),
+        (2, 120 * 1024),
+        "the refused upload left nothing"
+    );
+    // What still fits, fits; and the quota is per user.
+    server.upload(&ava, "d.bin", noise(30 * 1024)).await;
+    server.upload(&mike, "e.bin", noise(60 * 1024)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_your_own_finished_uploads_can_be_attached_and_at_most_ten() {
+    let server = TestServer::start().await;
+    let (ava, mike) = (server.ava().await, server.mike().await);
+    let mine = server.upload(&ava, "mine.txt", b"ava's".to_vec()).await;
+    let theirs = server.upload(&mike, "theirs.txt", b"mike's".to_vec()).await;
+    let (before, _) = server.history(&ava, 1, "").await;
+    for (ids, why) in [
+        (json!([theirs["id"]]), "someone else's upload"),
+        (json!([987_654]), "no such upload"),
+        (json!([mine["id"], mine["id"]]), "the same twice"),
+        (json!(vec![mine["id"].clone(); 11]), "eleven"),
+    ] {
+        eprintln!("attaching {why}");
+        let body = json!({"content": "look", "attachment_ids": ids});
+        assert_error(
+            &server.send_body(&ava, 1, &body).await,
+            400,
+            "invalid_attachment",
+        );
+    }
+    assert_error(
+        &server
+            .send_body(&ava, 1, &json!({"content": "x", "attachment_ids": ["1"]}))
+            .await,
+        400,
+        "invalid_json",
+    );
+    let (after, _) = server.history(&ava, 1, "").await;
+    assert_eq!(before.len(), after.len(), "no refused send was stored");
+    // Mike may not fetch Ava's upload that was sent nowhere, nor use its id in a send.
+    let got = server
+        .fetch(&format!("/v1/attachments/{}", mine["id"]), mike.auth(), &[])
+        .await;
+    assert_eq!(got.status, 403);
+    assert_eq!(got.json()["code"], "forbidden");
+    let ten: Vec<Value> = {
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            ids.push(
+                server
+                    .upload(&ava, &format!("{i}.txt"), vec![b'a' + i])
+                    .await["id"]
+                    .clone(),
+            );
+        }
+        ids
+    };
+    let (status, m) = server
+        .send_body(&ava, 1, &json!({"attachment_ids": ten}))
+        .await;
+    assert_eq!(status, 201);
+    let names: Vec<&str> = m["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "0.txt", "1.txt", "2.txt", "3.txt", "4.txt", "5.txt", "6.txt", "7.txt", "8.txt",
+            "9.txt"
+        ]
+    );
+}
