@@ -19,12 +19,26 @@ pub(super) fn routes(r: &mut Routes) {
         .add(__path_thumbnail, thumbnail);
 }
 
+/// The file's bytes, as the body (for the document).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+struct FileBytes(Vec<u8>);
+
+/// An upload as a form (for the document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// Uploads a file: the raw body (with `?name=`), or `multipart/form-data` with one part named
 /// `file`. Its type is read from its bytes.
 #[utoipa::path(post, path = "/v1/attachments", tag = "attachments", security(("bearer" = [])),
     params(("name" = Option<String>, Query, description = "The file's name (else the part's file name, else `file`)")),
-    request_body(content = Vec<u8>, description = "The file, or multipart/form-data with a part named file",
-                 content_type = "application/octet-stream"),
+    request_body(description = "The file itself, or multipart/form-data with a part named file",
+                 content((FileBytes = "application/octet-stream"), (UploadForm = "multipart/form-data"))),
     responses(
         (status = 201, body = Attachment),
         (status = 400, description = "Empty, or a multipart body without a file part", body = ErrorBody),
@@ -113,8 +127,12 @@ async fn upload_multipart(
 #[utoipa::path(get, path = "/v1/attachments/{id}", tag = "attachments", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Attachment id")),
     responses(
-        (status = 200, description = "The file: an image inline, anything else as a download", content_type = "application/octet-stream"),
-        (status = 206, description = "The range asked for", content_type = "application/octet-stream"),
+        (status = 200, description = "The file: an image inline, anything else as a download",
+            content((FileBytes = "application/octet-stream"), (FileBytes = "image/png"), (FileBytes = "image/jpeg"),
+                    (FileBytes = "image/gif"), (FileBytes = "image/webp"))),
+        (status = 206, description = "The range asked for",
+            content((FileBytes = "application/octet-stream"), (FileBytes = "image/png"), (FileBytes = "image/jpeg"),
+                    (FileBytes = "image/gif"), (FileBytes = "image/webp"))),
         (status = 304, description = "If-None-Match matched"),
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not the uploader nor in a conversation it was sent to", body = ErrorBody),
@@ -177,7 +195,8 @@ async fn download(req: Request) -> Result<Response> {
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Attachment id")),
     responses(
-        (status = 200, description = "The thumbnail", content_type = "image/jpeg"),
+        (status = 200, description = "The thumbnail",
+            content((FileBytes = "image/jpeg"), (FileBytes = "image/png"))),
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not the uploader nor in a conversation it was sent to", body = ErrorBody),
         (status = 404, description = "No such attachment, not an image, or over 40 megapixels", body = ErrorBody),

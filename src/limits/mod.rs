@@ -15,8 +15,10 @@ use tokio::sync::Notify;
 use crate::model::UserId;
 
 mod signups;
+mod slots;
 
 pub(crate) use signups::RateLimit;
+pub(crate) use slots::{Slot, Slots};
 
 /// How many failures in `window`.
 #[derive(Clone, Copy, Debug)]

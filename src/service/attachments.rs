@@ -26,6 +26,8 @@ pub(crate) const THUMBNAIL_SIDE: u32 = 320;
 pub(crate) const THUMBNAIL_MAX_PIXELS: u64 = 40_000_000;
 /// What decoding one image for its thumbnail may allocate.
 const DECODE_MEMORY: u64 = 256 * 1024 * 1024;
+/// Uploads one user may have in progress at once: each holds up to a chunk in memory.
+pub(super) const UPLOADS_PER_USER: usize = 4;
 /// Bytes kept from the start of an upload to tell its type.
 const SNIFF_BYTES: usize = 8192;
 
@@ -72,6 +74,13 @@ impl Service {
         if declared.is_some_and(|n| n > max) {
             return Err(too_large(max));
         }
+        let _slot = self.uploads.take(user.id).ok_or_else(|| {
+            let n = self.uploads.per_user();
+            Error::limit(
+                format!("at most {n} uploads at a time; wait for one to finish"),
+                Some(1),
+            )
+        })?;
         let name = FileName::clean(name);
         let id = self
             .store

@@ -1,9 +1,6 @@
 //! Messages: sending (over HTTP and the socket alike), editing, deleting, reading history,
 //! searching, and typing.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::conversations::other_user;
@@ -11,6 +8,7 @@ use super::Service;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
+use crate::limits::{Slot, Slots};
 use crate::model::{
     page_limit, search_text, AttachmentId, ClientId, Content, Emoji, GroupId, Message, MessageId,
     UserId, MAX_ATTACHMENTS,
@@ -39,7 +37,7 @@ impl PageQuery {
 /// Searches running: at most `PER_USER` per user (more are refused), and at most half the
 /// read pool's connections in all (more wait), so searches never keep other reads waiting.
 pub(super) struct Searches {
-    running: Mutex<HashMap<UserId, usize>>,
+    running: Slots,
     all: Semaphore,
 }
 
@@ -48,64 +46,33 @@ const PER_USER: usize = 2;
 impl Default for Searches {
     fn default() -> Searches {
         Searches {
-            running: Mutex::default(),
+            running: Slots::new(PER_USER),
             all: Semaphore::new(crate::store::READ_POOL / 2),
         }
     }
 }
 
-/// A running search's place; given back when dropped.
+/// A running search's place; given back when dropped (the user's place also while the search
+/// still waits for a permit, when its client went away).
 pub(super) struct Turn<'a> {
     _slot: Slot<'a>,
     _permit: SemaphorePermit<'a>,
 }
 
-/// One of a user's `PER_USER` places, held from the moment it is counted: given back when
-/// dropped, also while the search still waits for a permit (its client went away).
-struct Slot<'a> {
-    searches: &'a Searches,
-    user: UserId,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.searches.finish(self.user);
-    }
-}
-
 impl Searches {
     async fn start(&self, user: UserId) -> Result<Turn<'_>> {
-        let slot = {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            let mine = running.entry(user).or_insert(0);
-            if *mine >= PER_USER {
-                return Err(Error::limit(
-                    format!("at most {PER_USER} searches at a time; wait for one to finish"),
-                    Some(1),
-                ));
-            }
-            *mine += 1;
-            Slot {
-                searches: self,
-                user,
-            }
-        };
+        let slot = self.running.take(user).ok_or_else(|| {
+            Error::limit(
+                format!("at most {PER_USER} searches at a time; wait for one to finish"),
+                Some(1),
+            )
+        })?;
         match self.all.acquire().await {
             Ok(permit) => Ok(Turn {
                 _slot: slot,
                 _permit: permit,
             }),
             Err(_) => Err(Error::unavailable("the server is stopping")),
-        }
-    }
-
-    fn finish(&self, user: UserId) {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = running.get_mut(&user) {
-            *n -= 1;
-            if *n == 0 {
-                running.remove(&user);
-            }
         }
     }
 }

@@ -36,6 +36,8 @@ pub(crate) struct Service {
     searches: messages::Searches,
     /// Thumbnails being made: one at a time.
     thumbnails: tokio::sync::Semaphore,
+    /// Uploads in progress, per user.
+    uploads: crate::limits::Slots,
     config: Config,
 }
 
@@ -60,6 +62,7 @@ impl Service {
             refreshes: RateLimit::new(REFRESHES_PER_MINUTE, Duration::from_secs(60)),
             searches: messages::Searches::default(),
             thumbnails: tokio::sync::Semaphore::new(1),
+            uploads: crate::limits::Slots::new(attachments::UPLOADS_PER_USER),
             accounts,
             store,
             hub,

@@ -144,3 +144,23 @@ async fn docs_page_renders_the_document_without_outside_resources() {
         assert!(offenders.is_empty(), "loads from outside: {offenders:?}");
     }
 }
+
+/// docs/API.md (the protocol for people) names every `/v1` route the server serves, as its
+/// tables write them (without the `/v1/` prefix), so a new route cannot go undescribed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protocol_page_names_every_route() {
+    let server = TestServer::start().await;
+    let page = include_str!("../../docs/API.md");
+    let missing: Vec<String> = served(&server)
+        .into_iter()
+        .filter_map(|(method, path)| {
+            let short = path.strip_prefix("/v1/")?;
+            (!page.contains(&format!("{short}`")) && !page.contains(&format!("{short}?")))
+                .then(|| format!("{method} {path}"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/API.md does not describe: {missing:?}"
+    );
+}

@@ -153,3 +153,40 @@ async fn only_your_own_finished_uploads_can_be_attached_and_at_most_ten() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_has_at_most_four_uploads_in_progress() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start().await;
+    let (ava, mike) = (server.ava().await, server.mike().await);
+    // Four uploads that have begun (a byte of the body is in) and wait for the rest.
+    let mut open = Vec::new();
+    for i in 0..4 {
+        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let head = format!(
+            "POST /v1/attachments?name=slow{i}.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Authorization: Bearer {}\r\nContent-Length: 2\r\n\r\nx",
+            ava.token
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        open.push(tcp);
+    }
+    // The server counts them as they arrive: wait until the four rows exist.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while used(&server).0 < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the four uploads never began"
+        );
+        tokio::task::yield_now().await;
+    }
+    let refused = server
+        .upload_as(&ava, "fifth.bin", "application/octet-stream", b"y".to_vec())
+        .await;
+    assert_error(&refused, 429, "rate_limited");
+    server.upload(&mike, "others.bin", b"z".to_vec()).await;
+    // One finishes: a place is free again.
+    let (status, _, body) = raw_http(&mut open[0], "y").await;
+    assert_eq!(status, 201, "{body}");
+    server.upload(&ava, "now.bin", b"w".to_vec()).await;
+}
