@@ -147,7 +147,11 @@ impl Service {
         if !buf.is_empty() {
             self.store.upload_chunk(id, user, seq, buf, quota).await?;
         }
-        let content_type = infer::get(&head).map_or("application/octet-stream", |t| t.mime_type());
+        let content_type = match infer::get(&head) {
+            Some(kind) => kind.mime_type(),
+            None if looks_like_text(&head) => "text/plain",
+            None => "application/octet-stream",
+        };
         let (width, height) = match ImageFormat::from_mime_type(content_type) {
             Some(format) if INLINE_IMAGES.contains(&content_type) => {
                 self.store
@@ -245,6 +249,22 @@ impl Service {
             Err(e) => tracing::warn!(error = %e, "removing unused attachments"),
         }
     }
+}
+
+/// UTF-8 without control characters (but tab, newline, carriage return and form feed), as
+/// far as the start of the file shows (its last character may be cut).
+fn looks_like_text(head: &[u8]) -> bool {
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or("")
+        }
+        Err(_) => return false,
+    };
+    !text.is_empty()
+        && !text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{c}'))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -81,6 +81,17 @@ async fn the_type_comes_from_the_bytes_and_anything_not_an_image_is_a_download()
         .upload_as(&ava, "a.pdf", "text/plain", b"%PDF-1.4\n%rest".to_vec())
         .await;
     assert_eq!(pdf["content_type"], "application/pdf");
+    let (_, text) = server
+        .upload_as(&ava, "notes.txt", "image/png", "Notes: café ☕\n".into())
+        .await;
+    assert_eq!(text["content_type"], "text/plain", "{text}");
+    let (_, binary) = server
+        .upload_as(&ava, "x.txt", "text/plain", vec![0, 1, 2, 200, 255])
+        .await;
+    assert_eq!(
+        binary["content_type"], "application/octet-stream",
+        "{binary}"
+    );
     let ids = json!([html["id"], svg["id"], pdf["id"]]);
     let (status, _) = server
         .send_body(&ava, 1, &json!({"content": "files", "attachment_ids": ids}))
