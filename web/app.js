@@ -18,6 +18,9 @@ import { groupChanged, refreshDetails } from './js/people.js';
 import { showMe } from './js/settings.js';
 import { showLogin, whenSignedIn, showWelcome } from './js/login.js';
 import './js/composer.js';
+import { forgetUploads } from './js/uploads.js';
+import { forgetReplies } from './js/replies.js';
+import { forgetFiles } from './js/attachments.js';
 
 socket.setHandlers({
   ready() {
@@ -29,9 +32,15 @@ socket.setHandlers({
     state.maxId = Math.max(state.maxId || 0, e.id);
     applyMessage(e, scheduleRefresh);
   },
-  message_edited(e) { patchMessage(e.group_id, e.id, { content: e.content, edited_at: e.edited_at }); },
+  message_edited(e) {
+    patchMessage(e.group_id, e.id, { content: e.content, edited_at: e.edited_at, mentions: e.mentions || [] });
+    // An unread message that now mentions us changes the count only the server keeps.
+    const c = state.convs.get(e.group_id);
+    if (c?.unread_count && !viewing(c.id)) scheduleRefresh();
+  },
+  message_reactions(e) { patchMessage(e.group_id, e.id, { reactions: e.reactions }); },
   message_deleted(e) {
-    patchMessage(e.group_id, e.id, { content: '', deleted: true });
+    patchMessage(e.group_id, e.id, { content: '', deleted: true, attachments: [], reactions: [], mentions: [] });
     const c = state.convs.get(e.group_id);
     if (c?.unread_count && !viewing(c.id)) scheduleRefresh(); // it may have been an unread one
   },
@@ -41,7 +50,8 @@ socket.setHandlers({
     const c = state.convs.get(e.group_id);
     if (!c || e.user_id !== me()) return;
     c.last_read_id = Math.max(c.last_read_id || 0, e.message_id);
-    if (!c.last_message || e.message_id >= c.last_message.id) c.unread_count = 0;
+    if (!c.last_message || e.message_id >= c.last_message.id) { c.unread_count = 0; c.mention_count = 0; }
+    else if (c.mention_count) scheduleRefresh(); // read part of the way: the server counts the rest
     renderConversations();
   },
   presence(e) {
@@ -95,6 +105,9 @@ function signOut(message) {
   state.convs.clear();
   state.online.clear();
   state.drafts.clear();
+  forgetUploads();
+  forgetReplies();
+  forgetFiles();
   state.typing.forEach((users) => users.forEach((t) => clearTimeout(t.timer)));
   state.typing.clear();
   document.querySelectorAll('dialog[open]').forEach((d) => d.close());

@@ -25,7 +25,12 @@ pub(super) fn routes(r: &mut Routes) {
         .add(__path_js_picker, js_picker)
         .add(__path_js_people, js_people)
         .add(__path_js_settings, js_settings)
-        .add(__path_js_login, js_login);
+        .add(__path_js_login, js_login)
+        .add(__path_js_attachments, js_attachments)
+        .add(__path_js_uploads, js_uploads)
+        .add(__path_js_replies, js_replies)
+        .add(__path_js_reactions, js_reactions)
+        .add(__path_js_mentions, js_mentions);
 }
 
 /// One of the web client's modules (web/js/), as its own route.
@@ -56,6 +61,11 @@ module!(js_picker, "/js/picker.js", "picker.js");
 module!(js_people, "/js/people.js", "people.js");
 module!(js_settings, "/js/settings.js", "settings.js");
 module!(js_login, "/js/login.js", "login.js");
+module!(js_attachments, "/js/attachments.js", "attachments.js");
+module!(js_uploads, "/js/uploads.js", "uploads.js");
+module!(js_replies, "/js/replies.js", "replies.js");
+module!(js_reactions, "/js/reactions.js", "reactions.js");
+module!(js_mentions, "/js/mentions.js", "mentions.js");
 
 /// The protocol in full (HTTP and every socket frame): the repository's docs/API.md.
 #[utoipa::path(get, path = "/docs/API.md", tag = "web", responses(

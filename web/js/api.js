@@ -89,3 +89,27 @@ export async function apiFull(method, path, body) {
 }
 
 export const api = async (method, path, body) => (await apiFull(method, path, body)).data;
+
+/** An error answer as an ApiError, from a fetch() Response or an XHR's status and text. */
+export function answerError(status, text, statusText = '') {
+  let data = null;
+  try { data = JSON.parse(text); } catch { /* not JSON: a proxy's page, say */ }
+  return new ApiError(status, data?.code ?? `http_${status}`, data?.error ?? (statusText || `HTTP ${status}`));
+}
+
+/**
+ * An authenticated GET of something that is not JSON (an attachment): the Response, after one
+ * refresh on 401. Throws ApiError for an error answer.
+ */
+export async function apiRaw(path) {
+  const get = () => fetch(path, { headers: { Authorization: `Bearer ${state.session.token}` } });
+  if (!state.session) throw new ApiError(401, 'unauthorized', 'signed out');
+  let res = await get();
+  if (res.status === 401) {
+    await refreshToken();
+    if (!state.session) throw new ApiError(401, 'unauthorized', 'signed out');
+    res = await get();
+  }
+  if (!res.ok) throw answerError(res.status, await res.text().catch(() => ''), res.statusText);
+  return res;
+}

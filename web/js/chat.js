@@ -2,11 +2,12 @@
 // messages, edits and deletions, typing, and the read marker.
 
 import { state, me, nameOf, title } from './state.js';
-import { $, el, button } from './dom.js';
+import { $, el, button, toast } from './dom.js';
 import { api } from './api.js';
 import { box, putMessage, reveal } from './messages.js';
 import { renderConversations, setDot, typingText } from './list.js';
-import { composerState, input, setComposer, resetTyping } from './composer.js';
+import { composerState, input, setComposer, resetTyping, switchDraft } from './composer.js';
+import { mentionsMe } from './mentions.js';
 import { openDetails, refreshDetails } from './people.js';
 
 const wide = window.matchMedia('(min-width: 721px)');
@@ -15,13 +16,12 @@ const wide = window.matchMedia('(min-width: 721px)');
 export async function openConversation(id, messageId) {
   if (!state.convs.has(id)) return;
   if (!(state.open && state.open.id === id)) {
-    if (state.open) state.drafts.set(state.open.id, input.value);
+    switchDraft(state.open ? state.open.id : null, id);
     state.open = { id, msgs: new Map(), els: new Map(), pending: new Map(),
-      hasMore: false, loading: false, members: [] };
+      hasMore: false, loading: null, members: [] };
     resetTyping();
     stuck = true;
     box.replaceChildren();
-    input.value = state.drafts.get(id) || '';
     setComposer(true);
     renderHeader();
     renderTyping(id);
@@ -34,21 +34,32 @@ export async function openConversation(id, messageId) {
     await loadHistory(o);
     markRead();
   }
-  if (messageId !== undefined) {
-    // Older pages until the message is there (a search result may be far back).
-    for (let i = 0; i < 40 && !o.msgs.has(messageId) && o.hasMore && state.open === o; i += 1) {
-      await loadHistory(o, oldestId());
-    }
-    stuck = false;
-    reveal(messageId);
-  } else if (wide.matches) input.focus();
+  if (messageId !== undefined) await showMessage(messageId, 40);
+  else if (wide.matches) input.focus();
+}
+
+/**
+ * Shows a message of the open conversation, in view and briefly highlighted: older pages are
+ * loaded until it is there (at most `pages` of them). Says so when it is not found.
+ */
+export async function showMessage(id, pages = 20) {
+  const o = state.open;
+  if (!o) return false;
+  for (let i = 0; i < pages && !o.msgs.has(id) && o.hasMore && state.open === o; i += 1) {
+    await loadHistory(o, oldestId());
+  }
+  if (state.open !== o) return false;
+  stuck = false;
+  if (reveal(id)) return true;
+  toast(o.hasMore ? 'That message is further back than the history loaded here.'
+    : 'That message is no longer in this conversation.');
+  return false;
 }
 
 export function closeConversation() {
-  if (state.open) state.drafts.set(state.open.id, input.value);
+  switchDraft(state.open ? state.open.id : null, null);
   state.open = null;
   box.replaceChildren(el('p', 'notice', 'Pick a conversation, or start one with New group or New direct chat.'));
-  input.value = '';
   setComposer(false);
   $('typing').textContent = '';
   showChat(false);
@@ -91,21 +102,32 @@ export async function loadMembers(o) {
     members.forEach((m) => { if (m.id !== me()) state.online.set(m.id, m.online); });
     if (state.open !== o) return;
     o.members = members;
+    // Names in quotes, reactions and mentions come from the members.
+    o.msgs.forEach((m) => { if (m.reply_to || m.reactions?.length || m.mentions?.length) putMessage(m); });
     renderHeader();
     renderConversations();
     refreshDetails();
   } catch { /* the header shows no members */ }
 }
 
-/** A page of history: the newest, or the one before `before` (keeping the view still). */
+/**
+ * A page of history: the newest, or the one before `before` (keeping the view still). While
+ * a page is on its way, a second call waits for that one.
+ */
 async function loadHistory(o, before) {
-  if (o.loading) return;
-  o.loading = true;
+  if (o.loading) return o.loading;
+  o.loading = fetchPage(o, before);
+  try { await o.loading; } finally { o.loading = null; }
+  // A short first page may not fill the pane, so there is no scrolling to trigger the next one.
+  if (state.open === o && o.hasMore && box.scrollHeight <= box.clientHeight + 60) await loadHistory(o, oldestId());
+  return undefined;
+}
+
+async function fetchPage(o, before) {
   let page;
   try {
     page = await api('GET', `/v1/messages/group/${o.id}?limit=50${before ? `&before=${before}` : ''}`);
   } catch {
-    o.loading = false;
     if (state.open === o && !before) {
       const retry = button('Retry', () => { notice.remove(); loadHistory(o); }, 'link');
       const notice = el('p', 'notice', 'Could not load the messages. ');
@@ -114,7 +136,6 @@ async function loadHistory(o, before) {
     }
     return;
   }
-  o.loading = false;
   if (state.open !== o) return;
   const [height, top] = [box.scrollHeight, box.scrollTop];
   page.messages.forEach((m) => putMessage(m));
@@ -124,8 +145,6 @@ async function loadHistory(o, before) {
   }
   await Promise.resolve(); // the day separators are drawn before measuring
   box.scrollTop = before ? top + (box.scrollHeight - height) : box.scrollHeight;
-  // A short first page may not fill the pane, so there is no scrolling to trigger the next one.
-  if (o.hasMore && box.scrollHeight <= box.clientHeight + 60) await loadHistory(o, oldestId());
 }
 
 const oldestId = () => Number(box.querySelector('[data-message-id]')?.dataset.messageId);
@@ -147,7 +166,7 @@ export const viewing = (id) => state.open?.id === id && document.visibilityState
 export function markRead() {
   const c = state.open && viewing(state.open.id) && state.convs.get(state.open.id);
   if (!c) return;
-  if (c.unread_count) { c.unread_count = 0; renderConversations(); }
+  if (c.unread_count || c.mention_count) { c.unread_count = 0; c.mention_count = 0; renderConversations(); }
   const newest = state.open.msgs.size ? Math.max(...state.open.msgs.keys()) : 0;
   const before = c.last_read_id || 0;
   if (newest <= before) return;
@@ -167,6 +186,7 @@ export function applyMessage(m, unknown) {
   if (isNew || c.last_message.id === m.id) c.last_message = m;
   if (isNew && m.sender_id !== me() && m.id > (c.last_read_id || 0) && !viewing(c.id)) {
     c.unread_count = (c.unread_count || 0) + 1;
+    if (mentionsMe(m)) c.mention_count = (c.mention_count || 0) + 1;
   }
   if (state.open?.id === m.group_id) {
     const stick = nearBottom() || m.sender_id === me();
@@ -185,6 +205,14 @@ export function patchMessage(groupId, id, changes) {
   if (c?.last_message?.id === id) c.last_message = { ...c.last_message, ...changes };
   const o = state.open;
   if (o?.id === groupId && o.msgs.has(id)) putMessage({ ...o.msgs.get(id), ...changes });
+  if (o?.id === groupId && 'content' in changes) {
+    // The replies to it quote it as it is now (the server cuts the quote at 100 characters).
+    const excerpt = changes.deleted ? '' : [...changes.content].length > 100
+      ? `${[...changes.content].slice(0, 100).join('')}…` : changes.content;
+    o.msgs.forEach((msg) => {
+      if (msg.reply_to?.id === id) putMessage({ ...msg, reply_to: { ...msg.reply_to, excerpt, deleted: !!changes.deleted } });
+    });
+  }
   renderConversations();
 }
 

@@ -20,6 +20,25 @@ export function button(text, onClick, className, label) {
   return b;
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** Line icons (24×24 path data, stroked in the text's colour). */
+export const ICONS = {
+  file: 'M13 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V9zM13 2v7h7',
+};
+
+/** A decorative icon: an <svg> of one of ICONS. */
+export function icon(name, className = 'icon') {
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', className);
+  const path = document.createElementNS(SVG, 'path');
+  path.setAttribute('d', ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
 /** Shows `text` in an error line (a role="alert" element), or hides it when empty. */
 export function showError(node, text) {
   node.textContent = text || '';

@@ -5,6 +5,7 @@ import { state, me, title } from './state.js';
 import { $, el, act, formatTime, showError } from './dom.js';
 import { api, apiFull, problem } from './api.js';
 import { openConversation, closeConversation, renderHeader, markRead } from './chat.js';
+import { gist } from './replies.js';
 
 const items = new Map(); // conversation id -> <li> in #conversations
 
@@ -15,7 +16,7 @@ function preview(c) {
   if (!m) return 'No messages yet';
   if (m.deleted) return 'message deleted';
   const who = m.sender_id === me() ? 'You: ' : (c.kind === 'group' ? `${m.sender_username}: ` : '');
-  return who + m.content.replace(/\s+/g, ' ');
+  return who + gist(m, 120);
 }
 
 /** Every page of GET /v1/groups (it pages by latest activity). */
@@ -83,8 +84,10 @@ export function renderConversations() {
       const btn = el('button', 'conv');
       btn.type = 'button';
       btn.dataset.conversationId = String(c.id);
+      const badges = el('span', 'badges');
+      badges.append(el('span', 'mention-badge'), el('span', 'unread'));
       btn.append(el('span', 'dot'), el('span', 'conv-name'), el('span', 'conv-time'),
-        el('span', 'conv-preview'), el('span', 'unread'));
+        el('span', 'conv-preview'), badges);
       btn.addEventListener('click', () => openConversation(c.id));
       li.append(btn);
       items.set(c.id, li);
@@ -98,7 +101,8 @@ export function renderConversations() {
 }
 
 function fill(btn, c) {
-  const [dot, name, time, prev, badge] = btn.children;
+  const [dot, name, time, prev, badges] = btn.children;
+  const [mention, badge] = badges.children;
   const peer = c.kind === 'direct' ? c.peer?.id ?? null : null;
   dot.hidden = peer === null;
   setDot(dot, state.online.get(peer));
@@ -110,9 +114,14 @@ function fill(btn, c) {
   const n = c.unread_count || 0;
   badge.textContent = String(n);
   badge.hidden = n === 0;
+  const at = c.mention_count || 0;
+  mention.textContent = at > 1 ? `@${at}` : '@';
+  mention.hidden = at === 0;
+  mention.title = at === 1 ? 'You were mentioned' : `You were mentioned ${at} times`;
   btn.classList.toggle('has-unread', n > 0);
   btn.toggleAttribute('aria-current', state.open?.id === c.id);
-  btn.setAttribute('aria-label', `${title(c)}${n ? `, ${n} unread` : ''}. ${prev.textContent}`);
+  const mentioned = at ? `, ${at === 1 ? 'mentioned you' : `mentioned you ${at} times`}` : '';
+  btn.setAttribute('aria-label', `${title(c)}${n ? `, ${n} unread` : ''}${mentioned}. ${prev.textContent}`);
 }
 
 export function setDot(dot, isOnline) {

@@ -1,11 +1,21 @@
 // The messages of the open conversation: one element per message id, in id order, with a
-// separator before each new day, and the edit and delete actions a person may take on each.
+// separator before each new day. Each shows the message it answers, its text (mentions
+// marked), its files, its reactions, and the actions a person may take on it.
 
 import { state, me, manages } from './state.js';
 import { $, el, button, act, showError, formatTime, dayKey, dayLabel } from './dom.js';
 import { api, problem } from './api.js';
+import { fillAttachments } from './attachments.js';
+import { fillReactions, openPicker } from './reactions.js';
+import { fillQuote, startReply, gist } from './replies.js';
+import { fillText, mentionsMe } from './mentions.js';
 
 export const box = $('messages');
+
+const PARTS = ['meta', 'quote-slot', 'text', 'files', 'reactions', 'actions'];
+
+/** A message element's parts, by class: {meta, quote-slot, text, files, reactions, actions}. */
+const partsOf = (node) => Object.fromEntries(PARTS.map((p) => [p, node.querySelector(`:scope > .${p}`)]));
 
 /** Adds or updates a message of the open conversation. */
 export function putMessage(m) {
@@ -19,7 +29,7 @@ export function putMessage(m) {
   if (!node) {
     node = el('div', 'msg');
     node.dataset.messageId = String(m.id);
-    node.append(el('div', 'meta'), el('div', 'text'), el('div', 'actions'));
+    node.append(...PARTS.map((p) => el('div', p)));
     o.els.set(m.id, node);
     // Before the first message with a larger id, or before the pending ones at the end.
     let next = null;
@@ -38,7 +48,8 @@ function fill(node, m) {
   const mine = m.sender_id === me();
   node.classList.toggle('mine', mine);
   node.classList.toggle('deleted', !!m.deleted);
-  const [meta, text, actions] = node.children;
+  node.classList.toggle('mentions-me', mentionsMe(m));
+  const p = partsOf(node);
   const parts = [];
   if (!mine) parts.push(el('span', 'sender', m.sender_username));
   const time = el('time', 'time', formatTime(m.timestamp));
@@ -46,24 +57,65 @@ function fill(node, m) {
   time.title = new Date(m.timestamp).toLocaleString();
   parts.push(time);
   if (m.edited_at && !m.deleted) parts.push(el('span', 'edited', 'edited'));
-  meta.replaceChildren(...parts);
-  text.textContent = m.deleted ? 'message deleted' : m.content;
-  fillActions(actions, m);
+  if (mentionsMe(m)) parts.push(el('span', 'mentioned', '@ you'));
+  p.meta.replaceChildren(...parts);
+  fillQuote(p['quote-slot'], m);
+  fillText(p.text, m);
+  fillAttachments(p.files, m);
+  keepingFocus(p.reactions, () => fillReactions(p.reactions, m));
+  // An open emoji picker stays open while someone else's reaction comes in.
+  if (!node.classList.contains('picking')) keepingFocus(p.actions, () => fillActions(node, p.actions, m));
 }
 
-/** Edit for one's own messages; delete for one's own, and for anyone's as owner or admin. */
-function fillActions(actions, m) {
+/** Re-draws the buttons in `part`; the one that had the focus (by data-key) has it again. */
+function keepingFocus(part, draw) {
+  const had = part.contains(document.activeElement) ? document.activeElement.dataset.key : undefined;
+  draw();
+  if (had !== undefined) [...part.querySelectorAll('button')].find((b) => b.dataset.key === had)?.focus({ preventScroll: true });
+}
+
+/** An action button; `key` finds it again after a re-draw. */
+function action(key, text, onClick, label) {
+  const b = button(text, onClick, 'link', label);
+  b.dataset.key = key;
+  return b;
+}
+
+/** Shows a message again as it is now (after an edit, a cancel or a pick). */
+function refill(id) {
+  const o = state.open;
+  const node = o?.els.get(id);
+  if (node && o.msgs.has(id)) fill(node, o.msgs.get(id));
+}
+
+/**
+ * Reply and react for every message (reply only where one may write: `.cannot-post` on the
+ * list hides it); edit for one's own; delete for one's own, and for anyone's as owner or admin.
+ */
+function fillActions(node, actions, m) {
   actions.replaceChildren();
   if (m.deleted) return;
   const c = state.convs.get(m.group_id);
   const mine = m.sender_id === me();
-  if (mine) actions.append(button('Edit', () => startEdit(m.id), 'link', `Edit message: ${short(m.content)}`));
+  const what = gist(m, 40);
+  const reply = action('reply', 'Reply', () => startReply(state.open.msgs.get(m.id) || m), `Reply to message: ${what}`);
+  reply.classList.add('reply');
+  const react = action('react', 'React', () => {
+    node.classList.add('picking');
+    openPicker(node, actions, state.open.msgs.get(m.id) || m, () => {
+      node.classList.remove('picking');
+      refill(m.id);
+      if (node.contains(document.activeElement) || document.activeElement === document.body) {
+        node.querySelector('.actions button[data-key="react"]')?.focus({ preventScroll: true });
+      }
+    });
+  }, `React to message: ${what}`);
+  actions.append(reply, react);
+  if (mine) actions.append(action('edit', 'Edit', () => startEdit(m.id), `Edit message: ${what}`));
   if (mine || manages(c)) {
-    actions.append(button('Delete', () => confirmDelete(m.id), 'link', `Delete message: ${short(m.content)}`));
+    actions.append(action('delete', 'Delete', () => confirmDelete(m.id), `Delete message: ${what}`));
   }
 }
-
-const short = (text) => (text.length > 40 ? `${text.slice(0, 40)}…` : text);
 
 function startEdit(id) {
   const o = state.open;
@@ -71,7 +123,7 @@ function startEdit(id) {
   const m = o?.msgs.get(id);
   if (!node || !m || m.deleted) return;
   node.classList.add('editing');
-  const [, text, actions] = node.children;
+  const { text, actions } = partsOf(node);
   const form = el('form', 'edit');
   const area = el('textarea');
   area.value = m.content;
@@ -83,12 +135,16 @@ function startEdit(id) {
   error.hidden = true;
   const save = el('button', null, 'Save');
   save.type = 'submit';
-  const done = () => { node.classList.remove('editing'); fill(node, o.msgs.get(id)); };
+  const done = () => { node.classList.remove('editing'); refill(id); };
   form.append(area, error, save, button('Cancel', done, 'secondary'));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const content = area.value.trim();
-    if (!content) { showError(error, 'A message cannot be empty; delete it instead.'); return; }
+    if (!content) {
+      showError(error, m.attachments?.length ? 'The text cannot be empty.'
+        : 'A message cannot be empty; delete it instead.');
+      return;
+    }
     const edited = await act(save, error, () => api('PATCH', `/v1/messages/${id}`, { content }), problem);
     if (edited && state.open === o) { o.msgs.set(id, edited); done(); }
   });
@@ -105,7 +161,7 @@ function confirmDelete(id) {
   const o = state.open;
   const node = o?.els.get(id);
   if (!node) return;
-  const actions = node.children[2];
+  const { actions } = partsOf(node);
   const error = el('span', 'error');
   error.setAttribute('role', 'alert');
   error.hidden = true;
@@ -114,7 +170,7 @@ function confirmDelete(id) {
     if (ok !== undefined && state.open === o) putMessage({ ...o.msgs.get(id), content: '', deleted: true });
   }, 'link danger');
   actions.replaceChildren(el('span', 'confirm', 'Delete for everyone?'), yes,
-    button('Cancel', () => fill(node, o.msgs.get(id)), 'link'), error);
+    button('Cancel', () => refill(id), 'link'), error);
   yes.focus();
 }
 

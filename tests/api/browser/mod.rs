@@ -335,7 +335,9 @@ impl Cdp {
     }
 }
 
+mod attachments;
 mod classroom;
 mod docs;
+mod extras;
 mod live;
 mod page;
