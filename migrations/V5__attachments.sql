@@ -19,6 +19,29 @@ CREATE TABLE attachments (
 );
 CREATE INDEX attachments_by_uploader ON attachments(uploader_id);
 
+-- What each user's attachments take, for the quota, kept by the triggers below so a check
+-- never adds up rows: `bytes` counts each file's size plus 4 KiB (its row, its name), so many
+-- tiny files cannot fill the disk past the quota.
+CREATE TABLE attachment_usage (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    bytes   INTEGER NOT NULL DEFAULT 0,
+    files   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TRIGGER attachment_usage_insert AFTER INSERT ON attachments
+WHEN new.uploader_id IS NOT NULL BEGIN
+    INSERT INTO attachment_usage (user_id, bytes, files) VALUES (new.uploader_id, new.size + 4096, 1)
+    ON CONFLICT (user_id) DO UPDATE SET bytes = bytes + excluded.bytes, files = files + 1;
+END;
+CREATE TRIGGER attachment_usage_size AFTER UPDATE OF size ON attachments
+WHEN new.uploader_id IS NOT NULL BEGIN
+    UPDATE attachment_usage SET bytes = bytes + new.size - old.size WHERE user_id = new.uploader_id;
+END;
+CREATE TRIGGER attachment_usage_delete AFTER DELETE ON attachments
+WHEN old.uploader_id IS NOT NULL BEGIN
+    UPDATE attachment_usage SET bytes = bytes - old.size - 4096, files = files - 1
+    WHERE user_id = old.uploader_id;
+END;
+
 -- The bytes, in pieces of at most 256 KiB: written and read a piece at a time.
 CREATE TABLE attachment_chunks (
     attachment_id INTEGER NOT NULL REFERENCES attachments(id) ON DELETE CASCADE,
@@ -56,10 +79,12 @@ CREATE TABLE reactions (
     UNIQUE (message_id, emoji, user_id)
 );
 
--- Members a message mentions by @username.
+-- Members a message mentions by @username (never its sender), with the conversation, so a
+-- user's unread mentions in one conversation are one index range.
 CREATE TABLE mentions (
-    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    message_id      INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    conversation_id INTEGER NOT NULL,
     PRIMARY KEY (message_id, user_id)
 ) WITHOUT ROWID;
-CREATE INDEX mentions_by_user ON mentions(user_id, message_id);
+CREATE INDEX mentions_by_user ON mentions(user_id, conversation_id, message_id);

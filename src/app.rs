@@ -105,11 +105,12 @@ async fn open_service(config: &Config, metrics: &Arc<Metrics>) -> Result<Service
         groups_owned: config.max_groups_per_user,
         memberships: config.max_memberships,
     };
-    let (open_hub, metrics) = (Arc::clone(&hub), Arc::clone(metrics));
-    let store =
-        tokio::task::spawn_blocking(move || Store::open(&path, sync, caps, open_hub, metrics))
-            .await
-            .map_err(|e| Error::internal(e.to_string()))??;
+    let (open_hub, store_metrics) = (Arc::clone(&hub), Arc::clone(metrics));
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open(&path, sync, caps, open_hub, store_metrics)
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))??;
     let configured = config
         .tokens
         .secret()
@@ -118,7 +119,7 @@ async fn open_service(config: &Config, metrics: &Arc<Metrics>) -> Result<Service
         .prepare(seed_plan(config)?, configured, auth::generate_secret())
         .await?;
     let accounts = Accounts::load(&store, config.tokens.access_ttl).await?;
-    Ok(Service::new(store, hub, &secret, accounts, config))
+    Ok(Service::new(store, hub, &secret, accounts, config, metrics))
 }
 
 /// The server's own timers: following the command line's changes to accounts and the

@@ -41,6 +41,9 @@ pub struct Metrics {
     pub pool_wait_seconds: Histogram,
     pub write_batch_size: Histogram,
     pub commit_seconds: Histogram,
+    /// Thumbnail requests waiting for the decoder (its queue), and thumbnails decoded.
+    pub thumbnails_waiting: Gauge,
+    pub thumbnails_made: Counter,
 }
 
 impl Default for Metrics {
@@ -50,6 +53,19 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    fn register_attachments(&self, registry: &mut Registry) {
+        registry.register(
+            "thumbnails_waiting",
+            "Thumbnail decodes queued or running (one image is decoded at a time)",
+            self.thumbnails_waiting.clone(),
+        );
+        registry.register(
+            "thumbnails_made",
+            "Images decoded for a thumbnail (each at most once)",
+            self.thumbnails_made.clone(),
+        );
+    }
+
     pub fn new() -> Metrics {
         let mut m = Metrics {
             registry: Registry::with_prefix("chatserver"),
@@ -65,9 +81,12 @@ impl Metrics {
             pool_wait_seconds: latency_histogram(),
             write_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             commit_seconds: latency_histogram(),
+            thumbnails_waiting: Gauge::default(),
+            thumbnails_made: Counter::default(),
         };
         let mut registry = Registry::with_prefix("chatserver");
         m.register_all(&mut registry);
+        m.register_attachments(&mut registry);
         m.registry = registry;
         m
     }

@@ -7,11 +7,14 @@ use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
 use super::{error_with_status, json, ErrorBody, Request, Routes};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
+use crate::limits::Slot;
 use crate::model::{Attachment, AttachmentId};
-use crate::service::Span;
-use crate::state::AppState;
+use crate::service::{Service, Span};
 
 pub(super) fn routes(r: &mut Routes) {
     r.add(__path_upload, upload)
@@ -48,14 +51,18 @@ struct UploadForm {
     ))]
 async fn upload(mut req: Request) -> Result<Response> {
     let user = req.user()?;
-    let query = req.query()?;
-    let name = query.text("name").map(str::to_string);
+    let name = req.query()?.text("name").map(str::to_string);
     let declared: Option<u64> =
         header_text(&req.headers, header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
     let content_type = header_text(&req.headers, header::CONTENT_TYPE)
         .unwrap_or("")
         .to_string();
     let body = req.take_body()?;
+    let state = Arc::clone(&req.state);
+    let service = &state.service;
+    let place = service.upload_place(user)?;
+    let unreadable = |_| Error::invalid("invalid_upload", "the upload could not be read");
+    let mut body = service.timed(body.map(move |piece| piece.map_err(unreadable)));
     let result = if content_type
         .to_ascii_lowercase()
         .starts_with("multipart/form-data")
@@ -66,14 +73,17 @@ async fn upload(mut req: Request) -> Result<Response> {
                 "the multipart Content-Type has no boundary",
             )
         })?;
-        upload_multipart(&req.state, user, name, body, boundary).await
+        let form = Form {
+            service,
+            max: state.config.max_attachment,
+            place: &place,
+            user,
+            name,
+        };
+        form.upload(body, boundary).await
     } else {
-        let mut body = body.map(|piece| {
-            piece.map_err(|_| Error::invalid("invalid_upload", "the upload could not be read"))
-        });
-        let result = req
-            .service()
-            .upload(user, name.as_deref(), declared, &mut body)
+        let result = service
+            .upload(user, &place, name.as_deref(), declared, &mut body)
             .await;
         if matches!(result, Err(Error::TooLarge(_) | Error::Quota(_))) {
             super::request::drain(&mut body).await;
@@ -83,15 +93,76 @@ async fn upload(mut req: Request) -> Result<Response> {
     json(&result?, StatusCode::CREATED)
 }
 
-/// The first part named `file`; other parts before it are skipped.
-async fn upload_multipart(
-    state: &AppState,
+/// Bytes of a multipart body allowed before its `file` part (the preamble, part headers, other
+/// parts): multer keeps them in memory until it finds the part.
+const BEFORE_FILE: u64 = 64 * 1024;
+
+/// A multipart upload: the first part named `file`; other parts before it are skipped.
+struct Form<'a> {
+    service: &'a Service,
+    /// --max-attachment
+    max: u64,
+    place: &'a Slot<'a>,
     user: AuthUser,
     name: Option<String>,
-    body: super::request::Body,
-    boundary: String,
-) -> Result<Attachment> {
-    let bad = |e: multer::Error| match e {
+}
+
+impl Form<'_> {
+    async fn upload<S>(self, body: S, boundary: String) -> Result<Attachment>
+    where
+        S: futures_util::Stream<Item = Result<hyper::body::Bytes>> + Send + Unpin + 'static,
+    {
+        // Counts what multer was given before the file part was found; past the limit (more
+        // than one piece beyond it) the body is refused.
+        let seen = Arc::new(AtomicU64::new(0));
+        let in_file = Arc::new(AtomicBool::new(false));
+        let (counted, past) = (Arc::clone(&seen), Arc::clone(&in_file));
+        let body = body.map(move |piece| {
+            let piece = piece?;
+            let before = counted.fetch_add(piece.len() as u64, Ordering::Relaxed);
+            if !past.load(Ordering::Relaxed) && before > BEFORE_FILE {
+                return Err(Error::invalid(
+                    "invalid_upload",
+                    "the multipart body holds more than 64 KiB before its file part",
+                ));
+            }
+            Ok(piece)
+        });
+        let limit = self.max + BEFORE_FILE;
+        let constraints =
+            multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit));
+        let mut form = multer::Multipart::with_constraints(body, boundary, constraints);
+        loop {
+            let Some(field) = form.next_field().await.map_err(multipart_error)? else {
+                return Err(Error::invalid(
+                    "invalid_upload",
+                    "the multipart body has no part named file",
+                ));
+            };
+            if field.name() != Some("file") {
+                continue;
+            }
+            in_file.store(true, Ordering::Relaxed);
+            let name = self.name.or_else(|| field.file_name().map(str::to_string));
+            let mut stream = field.map(|piece| piece.map_err(multipart_error));
+            return self
+                .service
+                .upload(self.user, self.place, name.as_deref(), None, &mut stream)
+                .await;
+        }
+    }
+}
+
+/// multer's error as ours: our own errors (a timeout, a refused body) come back as they were.
+fn multipart_error(e: multer::Error) -> Error {
+    match e {
+        multer::Error::StreamReadFailed(inner) => match inner.downcast::<Error>() {
+            Ok(ours) => *ours,
+            Err(other) => Error::invalid(
+                "invalid_upload",
+                format!("the upload could not be read: {other}"),
+            ),
+        },
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             Error::TooLarge("the upload is too large".into())
         }
@@ -99,27 +170,6 @@ async fn upload_multipart(
             "invalid_upload",
             format!("the multipart body is not valid: {other}"),
         ),
-    };
-    let limit = state.config.max_attachment + 64 * 1024;
-    let constraints =
-        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit));
-    let mut form = multer::Multipart::with_constraints(body, boundary, constraints);
-    loop {
-        let Some(field) = form.next_field().await.map_err(bad)? else {
-            return Err(Error::invalid(
-                "invalid_upload",
-                "the multipart body has no part named file",
-            ));
-        };
-        if field.name() != Some("file") {
-            continue;
-        }
-        let name = name.or_else(|| field.file_name().map(str::to_string));
-        let mut stream = field.map(|piece| piece.map_err(bad));
-        return state
-            .service
-            .upload(user, name.as_deref(), None, &mut stream)
-            .await;
     }
 }
 
@@ -276,6 +326,8 @@ fn not_modified(etag: &str) -> Response {
     let mut res = Response::new(Default::default());
     *res.status_mut() = StatusCode::NOT_MODIFIED;
     set(&mut res, header::ETAG, etag);
+    // As on the 200: a browser keeps its copy (rather than the default no-store dropping it).
+    set(&mut res, header::CACHE_CONTROL, "private, no-cache");
     res
 }
 

@@ -1,8 +1,8 @@
 //! Attachments: an upload streams into the database a chunk at a time (hashed and sniffed on
-//! the way, never whole in memory), a download streams out the same way, and an image's
-//! thumbnail is made once, on first request, by one decoder at a time with bounded memory.
+//! the way, never whole in memory), and a download streams out the same way. Thumbnails are
+//! in `thumbnails`.
 
-use std::io::{BufReader, Cursor};
+use std::io::BufReader;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -14,17 +14,14 @@ use tokio::time::Instant;
 use super::Service;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
+use crate::limits::Slot;
 use crate::model::{Attachment, AttachmentId, FileName, UserId, INLINE_IMAGES};
-use crate::store::{ChunkReader, Finished, Store, Thumbnail, CHUNK};
+use crate::store::{ChunkReader, Finished, Store, CHUNK};
 
 /// The whole of one upload must arrive within this (and each piece of it within the body
 /// timeout): at 10 MiB that is about 18 KB/s, slower than any classroom network.
 const UPLOAD_TIME: Duration = Duration::from_secs(600);
-/// The longest side of a thumbnail, in pixels.
-pub(crate) const THUMBNAIL_SIDE: u32 = 320;
-/// Images larger than this get no thumbnail (and are never decoded).
-pub(crate) const THUMBNAIL_MAX_PIXELS: u64 = 40_000_000;
-/// What decoding one image for its thumbnail may allocate.
+/// What decoding one image (its size, or its thumbnail) may allocate.
 const DECODE_MEMORY: u64 = 256 * 1024 * 1024;
 /// Uploads one user may have in progress at once: each holds up to a chunk in memory.
 pub(super) const UPLOADS_PER_USER: usize = 4;
@@ -61,11 +58,49 @@ fn too_large(max: u64) -> Error {
 }
 
 impl Service {
+    /// One of `user`'s places for an upload in progress, taken before anything of the body
+    /// is read (a multipart body's parts before its file too).
+    pub fn upload_place(&self, user: AuthUser) -> Result<Slot<'_>> {
+        self.uploads.take(user.id).ok_or_else(|| {
+            let n = self.uploads.per_user();
+            Error::limit(
+                format!("at most {n} uploads at a time; wait for one to finish"),
+                Some(1),
+            )
+        })
+    }
+
+    /// The upload's body with its clock: each piece must arrive within the body timeout, and
+    /// the whole within ten minutes; past either, a `TimedOut` error ends it.
+    pub fn timed<S>(&self, body: S) -> impl Stream<Item = Result<Bytes>> + Send + Unpin + 'static
+    where
+        S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+    {
+        let piece_time = self.config.net.body_timeout;
+        let deadline = Instant::now() + UPLOAD_TIME;
+        Box::pin(futures_util::stream::unfold(
+            Some(body),
+            move |state| async move {
+                let mut body = state?;
+                let until = deadline.min(Instant::now() + piece_time);
+                match tokio::time::timeout_at(until, body.next()).await {
+                    Ok(Some(piece)) => Some((piece, Some(body))),
+                    Ok(None) => None,
+                    Err(_) => Some((
+                        Err(Error::TimedOut("the upload stopped arriving".into())),
+                        None,
+                    )),
+                }
+            },
+        ))
+    }
+
     /// Stores an upload of `user`'s. `declared` is its length when the client said it, so a
     /// file that is too large is refused before any of it is read.
     pub async fn upload(
         &self,
         user: AuthUser,
+        _place: &Slot<'_>,
         name: Option<&str>,
         declared: Option<u64>,
         body: UploadBody<'_>,
@@ -74,13 +109,6 @@ impl Service {
         if declared.is_some_and(|n| n > max) {
             return Err(too_large(max));
         }
-        let _slot = self.uploads.take(user.id).ok_or_else(|| {
-            let n = self.uploads.per_user();
-            Error::limit(
-                format!("at most {n} uploads at a time; wait for one to finish"),
-                Some(1),
-            )
-        })?;
         let name = FileName::clean(name);
         let id = self
             .store
@@ -111,18 +139,11 @@ impl Service {
         body: UploadBody<'_>,
     ) -> Result<Finished> {
         let (max, quota) = (self.config.max_attachment, self.config.attachment_quota);
-        let piece_time = self.config.net.body_timeout;
-        let deadline = Instant::now() + UPLOAD_TIME;
         let mut hasher = Sha256::new();
         let mut head = Vec::new();
         let mut buf = Vec::with_capacity(CHUNK);
         let (mut seq, mut total) = (0i64, 0u64);
-        loop {
-            let until = deadline.min(Instant::now() + piece_time);
-            let piece = tokio::time::timeout_at(until, body.next())
-                .await
-                .map_err(|_| Error::TimedOut("the upload stopped arriving".into()))?;
-            let Some(piece) = piece else { break };
+        while let Some(piece) = body.next().await {
             let mut piece = piece?;
             total += piece.len() as u64;
             if total > max {
@@ -182,6 +203,10 @@ impl Service {
     ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let store = self.store.clone();
+        let piece_time = self.config.net.body_timeout;
+        // A client that reads too slowly is cut off, as an upload that arrives too slowly is:
+        // the whole answer within ten minutes, and each piece taken within the body timeout.
+        let deadline = Instant::now() + UPLOAD_TIME;
         tokio::spawn(async move {
             let mut pos = span.start;
             while pos < span.end {
@@ -201,43 +226,20 @@ impl Service {
                     return;
                 }
                 pos += piece.len() as u64;
-                if tx.send(Ok(piece)).await.is_err() {
-                    return; // the client went away
+                let until = deadline.min(Instant::now() + piece_time);
+                match tokio::time::timeout_at(until, tx.send(Ok(piece))).await {
+                    Ok(Ok(())) => {}
+                    // The client went away, or reads too slowly: the answer ends unfinished.
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        let _ =
+                            tx.try_send(Err(std::io::Error::other("the client reads too slowly")));
+                        return;
+                    }
                 }
             }
         });
         tokio_stream::wrappers::ReceiverStream::new(rx)
-    }
-
-    /// An image attachment's thumbnail, made on first request and kept; not found for other
-    /// files and for images over 40 megapixels or that do not decode.
-    pub async fn thumbnail(&self, user: AuthUser, id: AttachmentId) -> Result<Thumbnail> {
-        let none = || Error::not_found("this attachment has no thumbnail");
-        let a = self.attachment(user, id).await?;
-        let pixels = u64::from(a.width.unwrap_or(0)) * u64::from(a.height.unwrap_or(0));
-        let format = ImageFormat::from_mime_type(&a.content_type);
-        let Some(format) = format.filter(|_| a.is_image() && pixels <= THUMBNAIL_MAX_PIXELS) else {
-            return Err(none());
-        };
-        if let Some(kept) = self.store.thumbnail(id).await? {
-            return kept.ok_or_else(none);
-        }
-        // One image is decoded at a time: each may take up to DECODE_MEMORY.
-        let _turn = self
-            .thumbnails
-            .acquire()
-            .await
-            .map_err(|_| Error::unavailable("the server is stopping"))?;
-        if let Some(kept) = self.store.thumbnail(id).await? {
-            return kept.ok_or_else(none);
-        }
-        let size = a.size.max(0) as u64;
-        let made = self
-            .store
-            .with_attachment_reader(id, size, move |r| make_thumbnail(r, format))
-            .await?;
-        self.store.keep_thumbnail(id, made.clone()).await?;
-        made.ok_or_else(none)
     }
 
     /// Removes attachments nothing refers to after a day, and abandoned uploads. Called at
@@ -271,7 +273,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn limits() -> Limits {
+pub(super) fn limits() -> Limits {
     let mut limits = Limits::default();
     limits.max_image_width = Some(100_000);
     limits.max_image_height = Some(100_000);
@@ -286,24 +288,5 @@ fn dimensions(r: &mut ChunkReader<'_>, format: ImageFormat) -> (Option<u32>, Opt
     match reader.into_dimensions() {
         Ok((w, h)) if w > 0 && h > 0 => (Some(w), Some(h)),
         _ => (None, None),
-    }
-}
-
-/// Decodes the image within the limits and shrinks it to at most `THUMBNAIL_SIDE` a side: a
-/// PNG when it has transparency, else a JPEG. `None` when it does not decode.
-fn make_thumbnail(r: &mut ChunkReader<'_>, format: ImageFormat) -> Option<Thumbnail> {
-    let mut reader = ImageReader::with_format(BufReader::new(r), format);
-    reader.limits(limits());
-    let image = reader.decode().ok()?;
-    let small = image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
-    let mut out = Cursor::new(Vec::new());
-    if small.color().has_alpha() {
-        small.write_to(&mut out, ImageFormat::Png).ok()?;
-        Some(("image/png".into(), out.into_inner()))
-    } else {
-        let rgb = image::DynamicImage::ImageRgb8(small.to_rgb8());
-        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80);
-        rgb.write_with_encoder(encoder).ok()?;
-        Some(("image/jpeg".into(), out.into_inner()))
     }
 }

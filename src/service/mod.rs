@@ -8,6 +8,7 @@ mod blocks;
 mod conversations;
 mod messages;
 mod presence;
+mod thumbnails;
 mod users;
 
 use std::sync::Arc;
@@ -34,8 +35,7 @@ pub(crate) struct Service {
     signups: RateLimit,
     refreshes: RateLimit,
     searches: messages::Searches,
-    /// Thumbnails being made: one at a time.
-    thumbnails: tokio::sync::Semaphore,
+    thumbnails: thumbnails::Thumbnails,
     /// Uploads in progress, per user.
     uploads: crate::limits::Slots,
     config: Config,
@@ -53,6 +53,7 @@ impl Service {
         secret: &str,
         accounts: Accounts,
         config: &Config,
+        metrics: &crate::metrics::Metrics,
     ) -> Service {
         Service {
             keys: Keys::new(secret.as_bytes(), config.tokens.access_ttl),
@@ -61,7 +62,7 @@ impl Service {
             signups: RateLimit::new(config.register_rate, Duration::from_secs(3600)),
             refreshes: RateLimit::new(REFRESHES_PER_MINUTE, Duration::from_secs(60)),
             searches: messages::Searches::default(),
-            thumbnails: tokio::sync::Semaphore::new(1),
+            thumbnails: thumbnails::Thumbnails::new(metrics),
             uploads: crate::limits::Slots::new(attachments::UPLOADS_PER_USER),
             accounts,
             store,

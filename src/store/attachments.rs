@@ -49,11 +49,16 @@ pub(crate) struct Finished {
 /// A stored thumbnail: its type and bytes.
 pub(crate) type Thumbnail = (String, Vec<u8>);
 
+/// What a file costs beyond its bytes, in the quota (as the usage triggers of V5 count it).
+pub(crate) const FILE_OVERHEAD: u64 = 4096;
+
+/// What `user`'s attachments take, kept up to date by triggers (one row, not a sum).
 fn used(conn: &Connection, user: UserId) -> Result<u64> {
-    let n: i64 = conn
-        .prepare_cached("SELECT coalesce(sum(size), 0) FROM attachments WHERE uploader_id = ?1")?
-        .query_row([user], |r| r.get(0))?;
-    Ok(n.max(0) as u64)
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT bytes FROM attachment_usage WHERE user_id = ?1")?
+        .query_row([user], |r| r.get(0))
+        .optional()?;
+    Ok(n.unwrap_or(0).max(0) as u64)
 }
 
 fn over_quota(quota: u64) -> Error {
@@ -74,7 +79,8 @@ impl Store {
         quota: u64,
     ) -> Pending<AttachmentId> {
         self.write(move |c| {
-            if used(c, user)?.saturating_add(expected.max(1)) > quota {
+            let adds = expected.max(1).saturating_add(FILE_OVERHEAD);
+            if used(c, user)?.saturating_add(adds) > quota {
                 return Err(over_quota(quota));
             }
             let id = c

@@ -137,12 +137,13 @@ pub(super) fn check_reply(conn: &Connection, group: GroupId, reply_to: MessageId
     Ok(())
 }
 
-/// Records whom `content` mentions: members of `group` named by `@username`, any case.
-/// An edit (`replacing`) first forgets whom the message mentioned before.
+/// Records whom `content` mentions: members of `group` but the sender, named by
+/// `@username`, any case. An edit (`replacing`) first forgets whom it mentioned before.
 pub(super) fn set_mentions(
     conn: &Connection,
     message: MessageId,
     group: GroupId,
+    sender: UserId,
     content: &str,
     replacing: bool,
 ) -> Result<Vec<UserId>> {
@@ -157,17 +158,18 @@ pub(super) fn set_mentions(
     let names = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
     let mut stmt = conn.prepare_cached(
         "SELECT u.id FROM members mb JOIN users u ON u.id = mb.user_id
-         WHERE mb.conversation_id = ?1
+         WHERE mb.conversation_id = ?1 AND mb.user_id IS NOT ?3
            AND casefold(u.username) IN (SELECT value FROM json_each(?2))
          ORDER BY u.id",
     )?;
     let users: Vec<UserId> = stmt
-        .query_map(params![group, names], |r| r.get(0))?
+        .query_map(params![group, names, sender], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut insert =
-        conn.prepare_cached("INSERT INTO mentions (message_id, user_id) VALUES (?1, ?2)")?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO mentions (message_id, user_id, conversation_id) VALUES (?1, ?2, ?3)",
+    )?;
     for user in &users {
-        insert.execute(params![message, user])?;
+        insert.execute(params![message, user, group])?;
     }
     Ok(users)
 }

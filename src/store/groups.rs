@@ -226,10 +226,9 @@ fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
                   WHERE x.conversation_id = c.id AND x.id > m.last_read_id
                     AND x.deleted = 0 AND x.sender_id IS NOT m.user_id) AS unread,
                 m.last_read_id,
-                (SELECT count(*) FROM mentions mn JOIN messages x ON x.id = mn.message_id
-                  WHERE mn.user_id = m.user_id AND mn.message_id > m.last_read_id
-                    AND x.conversation_id = c.id AND x.deleted = 0
-                    AND x.sender_id IS NOT m.user_id) AS mentioned
+                (SELECT count(*) FROM mentions mn
+                  WHERE mn.user_id = m.user_id AND mn.conversation_id = c.id
+                    AND mn.message_id > m.last_read_id) AS mentioned
          FROM members m JOIN conversations c ON c.id = m.conversation_id
          WHERE m.user_id = ?1"
     );

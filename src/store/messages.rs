@@ -257,7 +257,7 @@ fn send(conn: &Connection, group: GroupId, sender: UserId, draft: &Draft) -> Res
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
     let attachments = extras::attach(conn, id, sender, &draft.attachments)?;
-    let mentions = extras::set_mentions(conn, id, group, content, false)?;
+    let mentions = extras::set_mentions(conn, id, group, sender, content, false)?;
     let reply_to = match draft.reply_to {
         Some(_) => by_id(conn, id)?.and_then(|m| m.reply_to),
         None => None,
@@ -393,7 +393,7 @@ fn edit(
         &format!("UPDATE messages SET content = ?2, edited_at = {NOW} WHERE id = ?1"),
         params![id, content.as_str()],
     )?;
-    extras::set_mentions(conn, id, message.group_id, content.as_str(), true)?;
+    extras::set_mentions(conn, id, message.group_id, user, content.as_str(), true)?;
     let edited = by_id(conn, id)?.ok_or_else(|| Error::not_found("no such message"))?;
     let event = Event::new(ServerFrame::MessageEdited {
         id: edited.id,

@@ -160,3 +160,71 @@ async fn a_decompression_bomb_or_a_broken_image_gets_no_thumbnail_and_breaks_not
     let (ok, _) = sent_to_general(&server, &ava, "fine.png", png(10, 10)).await;
     assert_eq!(thumbnail(&server, &mike, &ok["id"]).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thumbnail_asked_for_and_abandoned_is_still_made_once_and_kept() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start().await;
+    let (ava, mike) = (server.ava().await, server.mike().await);
+    // A large image keeps the one decoder busy while the second request waits its turn.
+    let big = {
+        let img = image::RgbImage::from_fn(2000, 2000, |x, y| {
+            image::Rgb([((x / 50) ^ (y / 50)) as u8, 0, 0])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        let encoder = image::codecs::png::PngEncoder::new_with_quality(
+            &mut out,
+            image::codecs::png::CompressionType::Fast,
+            image::codecs::png::FilterType::NoFilter,
+        );
+        img.write_with_encoder(encoder).unwrap();
+        out.into_inner()
+    };
+    let (big, _) = sent_to_general(&server, &ava, "big.png", big).await;
+    let (small, _) = sent_to_general(&server, &ava, "small.png", png(400, 300)).await;
+    let first = {
+        let (api, mike, id) = (server.api.clone(), mike.clone(), big["id"].clone());
+        tokio::spawn(async move { thumbnail_of(&api, &mike, &id).await })
+    };
+    wait_for_metric(&server, "chatserver_thumbnails_waiting", 1).await;
+    // Mike asks for the small one, and hangs up while it waits its turn (a closed tab).
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /v1/attachments/{}/thumbnail HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+        small["id"], mike.token
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    wait_for_metric(&server, "chatserver_thumbnails_waiting", 2).await;
+    drop(tcp);
+    assert_eq!(first.await.unwrap(), 200);
+    // Its decode still runs, once, and is kept: asking again decodes nothing.
+    wait_for_metric(&server, "chatserver_thumbnails_made_total", 2).await;
+    wait_for_metric(&server, "chatserver_thumbnails_waiting", 0).await;
+    assert_eq!(thumbnail_of(&server, &mike, &small["id"]).await, 200);
+    assert_eq!(thumbnail_of(&server, &ava, &big["id"]).await, 200);
+    assert_eq!(metric(&server, "chatserver_thumbnails_made_total").await, 2);
+}
+
+async fn thumbnail_of(api: &Api, who: &Session, id: &Value) -> u16 {
+    api.fetch(&format!("/v1/attachments/{id}/thumbnail"), who.auth(), &[])
+        .await
+        .status
+}
+
+async fn metric(api: &Api, name: &str) -> i64 {
+    let text = String::from_utf8(api.fetch("/metrics", None, &[]).await.body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// Waits (within the test timeout) until the metric `name` reads `value`.
+async fn wait_for_metric(api: &Api, name: &str, value: i64) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while metric(api, name).await != value {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never reached {value}"
+        );
+    }
+}

@@ -124,3 +124,41 @@ async fn an_attachment_nothing_refers_to_goes_after_a_day() {
         .unwrap();
     assert_eq!(chunks, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_its_client_stops_reading_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server =
+        TestServer::start_with(|c| c.net.body_timeout = std::time::Duration::from_secs(1)).await;
+    let (ava, mike) = (server.ava().await, server.mike().await);
+    let bytes = noise(10 * 1024 * 1024);
+    let (a, _) = sent_to_general(&server, &ava, "big.bin", bytes.clone()).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /v1/attachments/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+        a["id"], mike.token
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // The client stalls (a frozen tab) for three body timeouts, then reads what it can.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(TIMEOUT, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got += n,
+            Err(_) => panic!("the server neither sent nor closed"),
+        }
+    }
+    assert!(
+        got < bytes.len(),
+        "a client that stopped reading got all {got} bytes"
+    );
+    // Everyone else is served as before.
+    let whole = server
+        .fetch(&format!("/v1/attachments/{}", a["id"]), mike.auth(), &[])
+        .await;
+    assert_eq!(whole.body.len(), bytes.len());
+}

@@ -8,7 +8,8 @@ const LIMIT: u64 = 64 * 1024;
 async fn small_limits() -> TestServer {
     TestServer::start_with(|c| {
         c.max_attachment = LIMIT;
-        c.attachment_quota = 160 * 1024;
+        // Two 60 KiB files and a 30 KiB one, each also counting 4 KiB: 162 KiB.
+        c.attachment_quota = 170 * 1024;
     })
     .await
 }
@@ -85,6 +86,16 @@ async fn the_quota_counts_what_a_user_stores_and_refuses_what_would_pass_it() {
     // What still fits, fits; and the quota is per user.
     server.upload(&ava, "d.bin", noise(30 * 1024)).await;
     server.upload(&mike, "e.bin", noise(60 * 1024)).await;
+    // Each file also counts 4 KiB, so many tiny files cannot fill the disk past the quota:
+    // 42 one-byte files fit in 170 KiB (42 × 4097 = 172,074 bytes), the 43rd does not.
+    let tiny = server.new_user("tiny").await;
+    for i in 0..42 {
+        server.upload(&tiny, &format!("{i}"), vec![1]).await;
+    }
+    let refused = server
+        .upload_as(&tiny, "43", "application/octet-stream", vec![1])
+        .await;
+    assert_error(&refused, 413, "quota_exceeded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,4 +200,86 @@ async fn a_user_has_at_most_four_uploads_in_progress() {
     let (status, _, body) = raw_http(&mut open[0], "y").await;
     assert_eq!(status, 201, "{body}");
     server.upload(&ava, "now.bin", b"w".to_vec()).await;
+}
+
+/// An upload that has begun (its headers and a first byte sent), waiting for the rest.
+async fn begun(
+    server: &TestServer,
+    who: &Session,
+    head_extra: &str,
+    first: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/attachments?name=held.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 500\r\n{head_extra}\r\n{first}",
+        who.token
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_holds_its_place_before_its_file_part_and_cannot_pad_it() {
+    let server = TestServer::start().await;
+    let mike = server.mike().await;
+    let form = "Content-Type: multipart/form-data; boundary=B\r\n";
+    let held = begun(&server, &mike, form, "--B\r\n").await;
+    let _raw = [
+        begun(&server, &mike, "", "x").await,
+        begun(&server, &mike, "", "x").await,
+        begun(&server, &mike, "", "x").await,
+    ];
+    // The form (no file part yet, so no row) and three raw uploads hold Mike's four places.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let got = server
+            .upload_as(
+                &mike,
+                "fifth.bin",
+                "application/octet-stream",
+                b"y".to_vec(),
+            )
+            .await;
+        if got.0 == 429 {
+            assert_error(&got, 429, "rate_limited");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a fifth upload was never refused: {}",
+            got.1
+        );
+    }
+    drop(held);
+    loop {
+        let (status, _) = server
+            .upload_as(
+                &mike,
+                "after.bin",
+                "application/octet-stream",
+                b"y".to_vec(),
+            )
+            .await;
+        if status == 201 {
+            break; // the abandoned form gave its place back
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the form's place never came back"
+        );
+    }
+    // Parts before the file part are kept in memory by the parser: more than 64 KiB is refused.
+    let ava = server.ava().await;
+    let mut body = Vec::new();
+    body.extend_from_slice(b"--B\r\nContent-Disposition: form-data; name=\"pad\"\r\n\r\n");
+    body.extend_from_slice(&noise(200 * 1024));
+    body.extend_from_slice(
+        b"\r\n--B\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nok\r\n--B--\r\n",
+    );
+    let got = server
+        .upload_as(&ava, "x", "multipart/form-data; boundary=B", body)
+        .await;
+    assert_error(&got, 400, "invalid_upload");
 }

@@ -52,6 +52,11 @@ async fn an_image_sent_to_a_group_reaches_every_member_and_downloads_byte_for_by
         )
         .await;
     assert_eq!(again.status, 304);
+    assert_eq!(
+        again.header("cache-control"),
+        Some("private, no-cache"),
+        "the browser keeps its copy"
+    );
     assert!(again.body.is_empty());
 
     let (history, _) = server.history(&mike, 1, "").await;
