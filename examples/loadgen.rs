@@ -16,10 +16,13 @@
 //! $L history --messages 1000000    # fills a group once (~20-40 s), reuses it afterwards
 //! target/release/examples/loadgen startup --bin target/release/chatserver
 //! $L class --seconds 20 --runs 3   # 30 chatting while one attacks (on a fresh server)
+//! $L uploads --seconds 20 --runs 5 # sends alone, then during 10 MiB uploads (--uploaders 2)
 //! ```
 //!
 //! - `http-send`, `fanout` and `idle` register fresh users (names `lg<hex>_<n>`), so the server
-//!   should run with `--bcrypt-cost 4`: setup then takes seconds, not minutes. `history` logs
+//!   should run with `--bcrypt-cost 4`: setup then takes seconds, not minutes. `uploads`
+//!   also needs `--attachment-quota 100G` on the server (nothing refers to its uploads, and
+//!   those are kept a day, so 200M is used up after 20 files). `history` logs
 //!   in as the seeded Ava (password `password`). `startup` spawns its own servers.
 //! - Its connections come from 127.0.0.2–127.0.0.101 in turn (many clients, as the server's
 //!   per-address bound expects); the attacker in `class` uses 127.0.0.250 alone.
@@ -50,6 +53,8 @@ mod class;
 mod net;
 #[path = "loadgen/scenarios.rs"]
 mod scenarios;
+#[path = "loadgen/uploads.rs"]
+mod uploads;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -67,6 +72,8 @@ pub enum Scenario {
     Startup,
     /// A class of 30 chatting while one of them attacks the server.
     Class,
+    /// Send latency with no upload, then while others upload 10 MiB files back to back.
+    Uploads,
 }
 
 /// Options shared by every scenario; each uses the ones that concern it.
@@ -81,7 +88,8 @@ pub struct Opts {
     /// Measured runs; the report gives their median and min–max.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// Length of one run (http-send, fanout). Default 5, or 120 as a cap with --messages.
+    /// Length of one run (http-send, fanout; default 5, or 120 as a cap with --messages), or
+    /// of each of a run's two phases (uploads, default 10).
     #[arg(long)]
     pub seconds: Option<f64>,
     /// Messages per run (http-send, fanout), or in the history group / startup database (1M).
@@ -108,10 +116,12 @@ pub struct Opts {
     /// fanout: messages sent but not yet delivered to every socket, over all senders.
     #[arg(long, default_value_t = 64)]
     pub window: u64,
-    /// fanout: total messages per second (open loop) instead of the window's closed loop.
+    /// fanout: total messages per second (open loop) instead of the window's closed loop;
+    /// uploads: the senders' messages per second in all (default 100).
     #[arg(long)]
     pub rate: Option<f64>,
     /// Users (http-send default 16, idle default 100); their sockets/connections share them.
+    /// uploads: the senders, one socket each (default 20).
     #[arg(long)]
     pub users: Option<usize>,
     /// The server's pid for idle (default: the process listening on the URL's port).
@@ -129,6 +139,12 @@ pub struct Opts {
     /// startup: extra arguments for the spawned servers, e.g. "--sync full".
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub server_args: String,
+    /// uploads: users uploading at once in the second phase, each its own file after file.
+    #[arg(long, default_value_t = 1)]
+    pub uploaders: usize,
+    /// uploads: the size of each upload, in MiB (the server's --max-attachment is 10M).
+    #[arg(long, default_value_t = 10)]
+    pub upload_mib: u64,
     /// Hard limit on the whole invocation, in seconds: a watchdog exits after it.
     #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
@@ -269,6 +285,41 @@ pub fn nofile_of(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
     let line = s.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// CPU time so far, in clock ticks: (busy, all) over every CPU from /proc/stat, and what
+/// `pids` (with this process) used. Two samples give the share taken by other processes,
+/// which says whether a run was disturbed (this machine is shared).
+pub fn cpu_ticks(pids: &[u32]) -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let all: u64 = f.iter().take(8).sum(); // user … steal; guest time is inside user
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    let mut ours = 0;
+    for pid in pids
+        .iter()
+        .map(|p| p.to_string())
+        .chain(["self".to_string()])
+    {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // After the command's closing parenthesis: field 3 (state) onwards; utime is 14, stime 15.
+        let rest = s.rsplit_once(')').map_or("", |r| r.1);
+        let v: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| {
+            v.get(i - 3)
+                .and_then(|x| x.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        ours += field(14) + field(15);
+    }
+    (all.saturating_sub(idle), all, ours)
 }
 
 /// The value at quantile `q` of `v` (sorted here), or 0 for no samples.

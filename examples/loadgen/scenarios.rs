@@ -25,6 +25,7 @@ pub async fn run(o: &Opts, addr: Option<SocketAddr>, nofile: u64) -> Res<bool> {
         Scenario::History => history(o, addr()).await,
         Scenario::Startup => startup(o).await,
         Scenario::Class => crate::class::run(o, addr()).await,
+        Scenario::Uploads => crate::uploads::run(o, addr()).await,
     }
 }
 
