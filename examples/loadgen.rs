@@ -53,6 +53,8 @@ mod class;
 mod net;
 #[path = "loadgen/scenarios.rs"]
 mod scenarios;
+#[path = "loadgen/uploader.rs"]
+mod uploader;
 #[path = "loadgen/uploads.rs"]
 mod uploads;
 
