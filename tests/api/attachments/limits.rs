@@ -232,7 +232,16 @@ async fn a_multipart_upload_holds_its_place_before_its_file_part_and_cannot_pad_
         begun(&server, &mike, "", "x").await,
     ];
     // The form (no file part yet, so no row) and three raw uploads hold Mike's four places.
+    // Once the raw ones have begun (their rows exist) every held request has been taken in,
+    // so no attempt below can take a place before one of them and leave it refused.
     let deadline = std::time::Instant::now() + TIMEOUT;
+    while used(&server).0 < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the raw uploads never began"
+        );
+        tokio::task::yield_now().await;
+    }
     loop {
         let got = server
             .upload_as(
