@@ -43,11 +43,35 @@ pub struct ReplyQuote {
     pub deleted: bool,
 }
 
+impl ReplyQuote {
+    /// The quote of message `id` as stored: a deleted one (or one that is gone, `None`)
+    /// quotes no text.
+    pub fn new(
+        id: MessageId,
+        sender_id: Option<UserId>,
+        sender_username: Option<String>,
+        content: Option<&str>,
+        deleted: Option<bool>,
+    ) -> ReplyQuote {
+        let deleted = deleted.unwrap_or(true);
+        ReplyQuote {
+            id,
+            sender_id,
+            sender_username,
+            excerpt: match deleted {
+                true => String::new(),
+                false => excerpt(content.unwrap_or("")),
+            },
+            deleted,
+        }
+    }
+}
+
 /// Characters of the answered message a reply quotes.
 pub const EXCERPT_CHARS: usize = 100;
 
 /// The start of `content`, at most `EXCERPT_CHARS` characters, with `…` when cut.
-pub fn excerpt(content: &str) -> String {
+fn excerpt(content: &str) -> String {
     let mut chars = content.chars();
     let head: String = chars.by_ref().take(EXCERPT_CHARS).collect();
     match chars.next() {

@@ -6,7 +6,7 @@ mod records;
 mod text;
 
 pub use extras::{
-    excerpt, mentioned_names, Attachment, Emoji, FileName, Reaction, ReplyQuote, INLINE_IMAGES,
+    mentioned_names, Attachment, Emoji, FileName, Reaction, ReplyQuote, INLINE_IMAGES,
     MAX_ATTACHMENTS, MAX_REACTIONS,
 };
 pub use ids::{AttachmentId, GroupId, MessageId, UserId};

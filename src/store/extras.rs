@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::attachments::{attachment_row, ATTACHMENT_COLUMNS};
-use super::messages::for_member;
+use super::messages::{for_member, quote_row};
 use super::{blocks, groups, written, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
 use crate::model::{
     mentioned_names, Attachment, AttachmentId, Emoji, GroupId, Message, MessageId, Reaction,
-    UserId, MAX_REACTIONS,
+    ReplyQuote, UserId, MAX_REACTIONS,
 };
 use crate::protocol::ServerFrame;
 
@@ -122,19 +122,27 @@ pub(super) fn attach(
     Ok(found)
 }
 
-/// Refuses a reply to a message that is not in `group`.
-pub(super) fn check_reply(conn: &Connection, group: GroupId, reply_to: MessageId) -> Result<()> {
-    let same: Option<GroupId> = conn
-        .prepare_cached("SELECT conversation_id FROM messages WHERE id = ?1")?
-        .query_row([reply_to], |r| r.get(0))
+/// The quote of the message a new one in `group` answers; a message of another conversation
+/// (or none) is `invalid_reply`.
+pub(super) fn reply_quote(
+    conn: &Connection,
+    group: GroupId,
+    answered: MessageId,
+) -> Result<ReplyQuote> {
+    let found: Option<(GroupId, ReplyQuote)> = conn
+        .prepare_cached(
+            "SELECT r.conversation_id, r.id, r.sender_id, ru.username, r.content, r.deleted
+             FROM messages r LEFT JOIN users ru ON ru.id = r.sender_id WHERE r.id = ?1",
+        )?
+        .query_row([answered], |r| Ok((r.get(0)?, quote_row(r, 1)?)))
         .optional()?;
-    if same != Some(group) {
-        return Err(Error::invalid(
+    match found {
+        Some((conversation, quote)) if conversation == group => Ok(quote),
+        _ => Err(Error::invalid(
             "invalid_reply",
-            format!("message {reply_to} is not in this conversation"),
-        ));
+            format!("message {answered} is not in this conversation"),
+        )),
     }
-    Ok(())
 }
 
 /// Records whom `content` mentions: members of `group` but the sender, named by

@@ -8,8 +8,8 @@ use super::{blocks, extras, groups, sqlite::NOW, written, Pending, Store, Writte
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
 use crate::model::{
-    excerpt, AttachmentId, ClientId, Content, GroupId, Kind, Message, MessageId, Posting,
-    ReplyQuote, Role, UserId,
+    AttachmentId, ClientId, Content, GroupId, Kind, Message, MessageId, Posting, ReplyQuote, Role,
+    UserId,
 };
 use crate::protocol::ServerFrame;
 
@@ -189,21 +189,7 @@ pub(super) fn load(
 fn message_row(r: &Row) -> rusqlite::Result<Message> {
     let reply_to = match r.get::<_, Option<MessageId>>(9)? {
         None => None,
-        Some(id) => {
-            let content: Option<String> = r.get(12)?;
-            let deleted = r.get::<_, Option<bool>>(13)?.unwrap_or(true);
-            Some(ReplyQuote {
-                id,
-                sender_id: r.get(10)?,
-                sender_username: r.get(11)?,
-                excerpt: if deleted {
-                    String::new()
-                } else {
-                    excerpt(content.as_deref().unwrap_or(""))
-                },
-                deleted,
-            })
-        }
+        Some(_) => Some(quote_row(r, 9)?),
     };
     Ok(Message {
         id: r.get(0)?,
@@ -220,6 +206,18 @@ fn message_row(r: &Row) -> rusqlite::Result<Message> {
         reactions: Vec::new(),
         mentions: Vec::new(),
     })
+}
+
+/// The quote of the answered message from its columns at `start`: id, sender id, sender's
+/// username, content, deleted (all null when it is gone).
+pub(super) fn quote_row(r: &Row, start: usize) -> rusqlite::Result<ReplyQuote> {
+    Ok(ReplyQuote::new(
+        r.get(start)?,
+        r.get(start + 1)?,
+        r.get(start + 2)?,
+        r.get::<_, Option<String>>(start + 3)?.as_deref(),
+        r.get(start + 4)?,
+    ))
 }
 
 pub(super) fn by_id(conn: &Connection, id: MessageId) -> Result<Option<Message>> {
@@ -243,9 +241,10 @@ fn send(conn: &Connection, group: GroupId, sender: UserId, draft: &Draft) -> Res
             return Ok(written(Sent::Repeat(earlier), Vec::new()));
         }
     }
-    if let Some(reply_to) = draft.reply_to {
-        extras::check_reply(conn, group, reply_to)?;
-    }
+    let reply_to = match draft.reply_to {
+        Some(answered) => Some(extras::reply_quote(conn, group, answered)?),
+        None => None,
+    };
     let content = draft.content.as_str();
     let (id, timestamp): (MessageId, String) = conn
         .prepare_cached(
@@ -258,10 +257,6 @@ fn send(conn: &Connection, group: GroupId, sender: UserId, draft: &Draft) -> Res
         )?;
     let attachments = extras::attach(conn, id, sender, &draft.attachments)?;
     let mentions = extras::set_mentions(conn, id, group, sender, content, false)?;
-    let reply_to = match draft.reply_to {
-        Some(_) => by_id(conn, id)?.and_then(|m| m.reply_to),
-        None => None,
-    };
     let message = Message {
         id,
         group_id: group,
