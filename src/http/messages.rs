@@ -247,10 +247,7 @@ async fn search(req: Request) -> Result<Response> {
         (status = 409, description = "Deleted, or 20 emoji already (limit_reached)", body = ErrorBody),
     ))]
 async fn react(req: Request) -> Result<Response> {
-    let (user, message) = (req.user()?, req.id("id")?);
-    let emoji = req.text("emoji")?;
-    req.service().react(user, message, &emoji, true).await?;
-    no_content()
+    reaction(req, true).await
 }
 
 /// Takes the caller's reaction back (idempotent).
@@ -267,8 +264,13 @@ async fn react(req: Request) -> Result<Response> {
         (status = 409, description = "The message was deleted", body = ErrorBody),
     ))]
 async fn unreact(req: Request) -> Result<Response> {
+    reaction(req, false).await
+}
+
+/// Both reaction routes: the caller's `{emoji}` on message `{id}`, added (`on`) or taken back.
+async fn reaction(req: Request, on: bool) -> Result<Response> {
     let (user, message) = (req.user()?, req.id("id")?);
     let emoji = req.text("emoji")?;
-    req.service().react(user, message, &emoji, false).await?;
+    req.service().react(user, message, &emoji, on).await?;
     no_content()
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::error::{Error, Result};
 use crate::model::UserId;
 
 pub(crate) struct Slots {
@@ -26,10 +27,6 @@ impl Slots {
         }
     }
 
-    pub fn per_user(&self) -> usize {
-        self.per_user
-    }
-
     /// A place for `user`, or `None` while they already hold `per_user`.
     pub fn take(&self, user: UserId) -> Option<Slot<'_>> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -39,6 +36,19 @@ impl Slots {
         }
         *mine += 1;
         Some(Slot { slots: self, user })
+    }
+
+    /// A place, or the 429 that says how many `what` one may have at a time.
+    pub fn take_or_refuse(&self, user: UserId, what: &str) -> Result<Slot<'_>> {
+        self.take(user).ok_or_else(|| {
+            Error::limit(
+                format!(
+                    "at most {} {what} at a time; wait for one to finish",
+                    self.per_user
+                ),
+                Some(1),
+            )
+        })
     }
 }
 

@@ -31,6 +31,28 @@ const SNIFF_BYTES: usize = 8192;
 /// An upload's bytes as they arrive.
 pub(crate) type UploadBody<'a> = &'a mut (dyn Stream<Item = Result<Bytes>> + Send + Unpin);
 
+/// The clock of one transfer (an upload arriving, a download being taken): each piece within
+/// the body timeout, the whole within `UPLOAD_TIME`.
+#[derive(Clone, Copy)]
+struct TransferClock {
+    deadline: Instant,
+    piece: Duration,
+}
+
+impl TransferClock {
+    fn start(piece: Duration) -> TransferClock {
+        TransferClock {
+            deadline: Instant::now() + UPLOAD_TIME,
+            piece,
+        }
+    }
+
+    /// When the next piece must have moved.
+    fn next(&self) -> Instant {
+        self.deadline.min(Instant::now() + self.piece)
+    }
+}
+
 /// A byte range of an attachment: from `start` up to, not including, `end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Span {
@@ -61,13 +83,7 @@ impl Service {
     /// One of `user`'s places for an upload in progress, taken before anything of the body
     /// is read (a multipart body's parts before its file too).
     pub fn upload_place(&self, user: AuthUser) -> Result<Slot<'_>> {
-        self.uploads.take(user.id).ok_or_else(|| {
-            let n = self.uploads.per_user();
-            Error::limit(
-                format!("at most {n} uploads at a time; wait for one to finish"),
-                Some(1),
-            )
-        })
+        self.uploads.take_or_refuse(user.id, "uploads")
     }
 
     /// The upload's body with its clock: each piece must arrive within the body timeout, and
@@ -76,14 +92,12 @@ impl Service {
     where
         S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
     {
-        let piece_time = self.config.net.body_timeout;
-        let deadline = Instant::now() + UPLOAD_TIME;
+        let clock = TransferClock::start(self.config.net.body_timeout);
         Box::pin(futures_util::stream::unfold(
             Some(body),
             move |state| async move {
                 let mut body = state?;
-                let until = deadline.min(Instant::now() + piece_time);
-                match tokio::time::timeout_at(until, body.next()).await {
+                match tokio::time::timeout_at(clock.next(), body.next()).await {
                     Ok(Some(piece)) => Some((piece, Some(body))),
                     Ok(None) => None,
                     Err(_) => Some((
@@ -203,10 +217,8 @@ impl Service {
     ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let store = self.store.clone();
-        let piece_time = self.config.net.body_timeout;
-        // A client that reads too slowly is cut off, as an upload that arrives too slowly is:
-        // the whole answer within ten minutes, and each piece taken within the body timeout.
-        let deadline = Instant::now() + UPLOAD_TIME;
+        // A client that reads too slowly is cut off, as an upload that arrives too slowly is.
+        let clock = TransferClock::start(self.config.net.body_timeout);
         tokio::spawn(async move {
             let mut pos = span.start;
             while pos < span.end {
@@ -226,8 +238,7 @@ impl Service {
                     return;
                 }
                 pos += piece.len() as u64;
-                let until = deadline.min(Instant::now() + piece_time);
-                match tokio::time::timeout_at(until, tx.send(Ok(piece))).await {
+                match tokio::time::timeout_at(clock.next(), tx.send(Ok(piece))).await {
                     Ok(Ok(())) => {}
                     // The client went away, or reads too slowly: the answer ends unfinished.
                     Ok(Err(_)) => return,

@@ -61,12 +61,7 @@ pub(super) struct Turn<'a> {
 
 impl Searches {
     async fn start(&self, user: UserId) -> Result<Turn<'_>> {
-        let slot = self.running.take(user).ok_or_else(|| {
-            Error::limit(
-                format!("at most {PER_USER} searches at a time; wait for one to finish"),
-                Some(1),
-            )
-        })?;
+        let slot = self.running.take_or_refuse(user, "searches")?;
         match self.all.acquire().await {
             Ok(permit) => Ok(Turn {
                 _slot: slot,

@@ -69,12 +69,7 @@ impl Service {
         if let Some(kept) = self.store.thumbnail(id).await? {
             return kept.ok_or_else(none);
         }
-        let _waiting = self.thumbnails.waiting.take(user.id).ok_or_else(|| {
-            Error::limit(
-                "thumbnails of yours are already being made; try again",
-                Some(1),
-            )
-        })?;
+        let _waiting = (self.thumbnails.waiting).take_or_refuse(user.id, "thumbnail requests")?;
         let made = self
             .thumbnails
             .start(&self.store, id, a.size.max(0) as u64, format);
