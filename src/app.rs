@@ -30,20 +30,23 @@ pub struct Server {
     routes: Vec<RouteInfo>,
     tasks: Vec<JoinHandle<()>>,
     /// Held until the server is dropped: released, another server may open the database.
-    _lock: DbLock,
+    _lock: Option<DbLock>,
 }
 
 /// Opens and migrates the database, seeds a new one, binds the address and starts serving.
 pub async fn start(config: Config) -> Result<Server> {
     // One server per database, and the address taken, before anything is changed: a second
     // server, or a busy port, leaves the database as it was.
-    let mut lock = DbLock::acquire(&config.db_path)?;
+    // (PostgreSQL's lock is an advisory lock the store takes before migrating.)
+    let mut lock = config.db.file().map(DbLock::acquire).transpose()?;
     let (listener, addr) = bind(config.addr).await?;
     let metrics_listener = match config.metrics_addr {
         Some(a) => Some(bind(a).await?),
         None => None,
     };
-    lock.note(&format!("pid {}, http://{addr}", std::process::id()));
+    if let Some(lock) = &mut lock {
+        lock.note(&format!("pid {}, http://{addr}", std::process::id()));
+    }
     let metrics = Arc::new(Metrics::new());
     let service = open_service(&config, &metrics).await?;
     // Before serving: no upload can be in progress, so every unfinished one is abandoned.
@@ -81,7 +84,7 @@ pub async fn start(config: Config) -> Result<Server> {
     });
     tracing::info!(
         %addr,
-        db = %state.config.db_path.display(),
+        db = %state.config.db,
         max_connections = state.budget.max(),
         per_address = state.budget.per_ip(),
         "listening"
@@ -100,17 +103,16 @@ pub async fn start(config: Config) -> Result<Server> {
 /// database, and loads the keys and accounts.
 async fn open_service(config: &Config, metrics: &Arc<Metrics>) -> Result<Service> {
     let hub = Arc::new(Hub::new(config.hub_capacity));
-    let (path, sync) = (config.db_path.clone(), config.sync);
+    let (db, sync) = (config.db.clone(), config.sync);
     let caps = Caps {
         groups_owned: config.max_groups_per_user,
         memberships: config.max_memberships,
     };
     let (open_hub, store_metrics) = (Arc::clone(&hub), Arc::clone(metrics));
-    let store = tokio::task::spawn_blocking(move || {
-        Store::open(&path, sync, caps, open_hub, store_metrics)
-    })
-    .await
-    .map_err(|e| Error::internal(e.to_string()))??;
+    let store =
+        tokio::task::spawn_blocking(move || Store::open(&db, sync, caps, open_hub, store_metrics))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
     let configured = config
         .tokens
         .secret()

@@ -7,7 +7,7 @@ use std::path::Path;
 use clap::Subcommand;
 
 use crate::auth::{self, Keys};
-use crate::config::{HashArgs, TokenArgs};
+use crate::config::{Database, HashArgs, TokenArgs};
 use crate::error::{Error, Result};
 use crate::model::{Email, Password, Username};
 use crate::store::{Admin, SeedFile, DEFAULT_SEED};
@@ -49,10 +49,10 @@ pub(super) enum UserCommand {
     },
 }
 
-pub(super) fn migrate(db: &Path) -> Result<()> {
+pub(super) fn migrate(db: &Database) -> Result<()> {
     let applied = Admin::migrate(db)?;
     if applied.is_empty() {
-        println!("{}: up to date", db.display());
+        println!("{db}: up to date");
     }
     for name in applied {
         println!("applied {name}");
@@ -60,7 +60,7 @@ pub(super) fn migrate(db: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn seed(db: &Path, file: Option<&Path>, hashing: HashArgs) -> Result<()> {
+pub(super) fn seed(db: &Database, file: Option<&Path>, hashing: HashArgs) -> Result<()> {
     let text = match file {
         Some(f) => std::fs::read_to_string(f)
             .map_err(|e| Error::not_found(format!("cannot read {}: {e}", f.display())))?,
@@ -80,7 +80,7 @@ pub(super) fn seed(db: &Path, file: Option<&Path>, hashing: HashArgs) -> Result<
     Ok(())
 }
 
-pub(super) fn token(db: &Path, username: &str, tokens: &TokenArgs) -> Result<()> {
+pub(super) fn token(db: &Database, username: &str, tokens: &TokenArgs) -> Result<()> {
     let configured = tokens
         .secret()
         .map_err(|e| Error::invalid("invalid_secret", e))?;
@@ -93,13 +93,13 @@ pub(super) fn token(db: &Path, username: &str, tokens: &TokenArgs) -> Result<()>
     Ok(())
 }
 
-pub(super) fn backup(db: &Path, file: &Path) -> Result<()> {
+pub(super) fn backup(db: &Database, file: &Path) -> Result<()> {
     Admin::backup(db, file)?;
-    println!("backed up {} to {}", db.display(), file.display());
+    println!("backed up {db} to {}", file.display());
     Ok(())
 }
 
-pub(super) fn user(db: &Path, cmd: UserCommand) -> Result<()> {
+pub(super) fn user(db: &Database, cmd: UserCommand) -> Result<()> {
     match cmd {
         UserCommand::Add {
             username,

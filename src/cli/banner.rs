@@ -1,9 +1,9 @@
 //! What `serve` prints when it is ready: where it listens, the addresses students can open
 //! (with a QR code of the first, for phones), and a walkthrough while the demo accounts exist.
 
+use crate::config::Database;
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
@@ -37,7 +37,7 @@ pub(super) fn student_urls(addr: SocketAddr) -> Vec<String> {
 /// The banner's text. `demo` holds the demo accounts that still exist (username, password).
 pub(super) fn banner(
     addr: SocketAddr,
-    db: &Path,
+    db: &Database,
     urls: &[String],
     demo: &[(String, String)],
 ) -> String {
@@ -46,7 +46,7 @@ pub(super) fn banner(
         out,
         "chatserver {} listening on http://{addr} (database: {})",
         env!("CARGO_PKG_VERSION"),
-        db.display()
+        db
     );
     let local = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
         format!("http://localhost:{}/", addr.port())
@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn a_loopback_banner_lists_no_network_address_and_no_qr() {
         let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let text = banner(addr, Path::new("c.db"), &student_urls(addr), &[]);
+        let text = banner(addr, &Database::parse("c.db"), &student_urls(addr), &[]);
         assert!(text.contains("http://localhost:8080/"), "{text}");
         assert!(!text.contains("Students"), "{text}");
         assert!(!text.contains('█'), "{text}");
@@ -134,7 +134,7 @@ mod tests {
             "http://10.0.0.5:8080/".to_string(),
         ];
         let demo = vec![("Ava".to_string(), "password".to_string())];
-        let text = banner(addr, Path::new("c.db"), &urls, &demo);
+        let text = banner(addr, &Database::parse("c.db"), &urls, &demo);
         assert!(
             text.contains("  http://192.168.1.20:8080/\n  http://10.0.0.5:8080/"),
             "{text}"

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use crate::config::HashArgs;
+use crate::config::{Database, HashArgs};
 use crate::error::{Error, Result};
 use crate::model::{GroupName, Role};
 use crate::store::{Admin, NewAccount};
@@ -71,7 +71,7 @@ pub(super) struct ImportArgs {
     hashing: HashArgs,
 }
 
-pub(super) fn group(db: &Path, cmd: GroupCommand) -> Result<()> {
+pub(super) fn group(db: &Database, cmd: GroupCommand) -> Result<()> {
     let mut admin = Admin::open(db)?;
     match cmd {
         GroupCommand::Create {
@@ -130,7 +130,7 @@ pub(super) fn group(db: &Path, cmd: GroupCommand) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn import(db: &Path, args: ImportArgs) -> Result<()> {
+pub(super) fn import(db: &Database, args: ImportArgs) -> Result<()> {
     // Everything that can be checked is checked before anything is written: the database, the
     // group's name, the sheet's file, then every row.
     let mut admin = Admin::open(db)?;

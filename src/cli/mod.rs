@@ -9,13 +9,13 @@ mod import;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::app;
-use crate::config::{Config, HashArgs, TokenArgs};
+use crate::config::{Config, Database, HashArgs, TokenArgs};
 use crate::error::Result;
 
 #[derive(Parser)]
@@ -30,15 +30,15 @@ on ./chatserver.db, made and seeded when missing. Its options are listed by \
 without the demo users Ava and Mike."
 )]
 struct Cli {
-    /// The SQLite database file. `serve` and `migrate` create it when missing; the other
-    /// commands refuse a missing file.
+    /// The database: a SQLite file (`serve` and `migrate` create it when missing; the other
+    /// commands refuse a missing file), or a postgres:// URL of an existing database.
     #[arg(
         long,
         global = true,
         env = "CHATSERVER_DB",
         default_value = "chatserver.db"
     )]
-    db: PathBuf,
+    db: Database,
 
     #[command(subcommand)]
     command: Command,
@@ -164,7 +164,7 @@ fn run(cli: Cli) -> Result<()> {
     let db = cli.db;
     match cli.command {
         Command::Serve(mut config) => {
-            config.db_path = db;
+            config.db = db;
             serve(*config)
         }
         Command::Migrate => admin::migrate(&db),
@@ -194,7 +194,7 @@ fn serve(config: Config) -> Result<()> {
         .build()
         .map_err(|e| crate::error::Error::internal(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
-        let db = config.db_path.clone();
+        let db = config.db.clone();
         let server = app::start(config).await?;
         print_banner(server.addr(), &db, &server.demo_accounts().await);
         wait_for_signal().await;
@@ -204,7 +204,7 @@ fn serve(config: Config) -> Result<()> {
     })
 }
 
-fn print_banner(addr: SocketAddr, db: &Path, demo: &[(String, String)]) {
+fn print_banner(addr: SocketAddr, db: &Database, demo: &[(String, String)]) {
     let text = banner::banner(addr, db, &banner::student_urls(addr), demo);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());

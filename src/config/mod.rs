@@ -10,7 +10,9 @@ use clap::{Args, Parser};
 
 use crate::limits::Limit;
 
+mod database;
 mod values;
+pub use database::Database;
 use values::{
     byte_size, count, host_name, origin, ping_interval, seconds, signing_secret, size, timeout,
 };
@@ -83,9 +85,9 @@ pub struct HashArgs {
 
 #[derive(Clone, Debug, Args)]
 pub struct Config {
-    /// The database file: the global `--db`.
+    /// The database: the global `--db`.
     #[arg(skip)]
-    pub db_path: PathBuf,
+    pub db: Database,
     /// Address to listen on (0.0.0.0:8080 to let other machines in).
     #[arg(long, env = "CHATSERVER_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -255,7 +257,7 @@ impl Config {
             "100000",
         ];
         let mut config = Config::from_args(flags).expect("the test flags parse");
-        config.db_path = db_path;
+        config.db = Database::File(db_path);
         config
     }
 }

@@ -26,6 +26,10 @@ pub struct Health {
     /// "ok"
     status: &'static str,
     version: &'static str,
+    /// Where the data is: "sqlite" or "postgres".
+    backend: &'static str,
+    /// How instances share events: "none" (this process only) or "nats".
+    broker: &'static str,
 }
 
 /// Whether the server and its database answer.
@@ -41,6 +45,8 @@ async fn health(req: Request) -> Result<Response> {
         &Health {
             status: "ok",
             version: env!("CARGO_PKG_VERSION"),
+            backend: req.service().store.backend().name(),
+            broker: "none",
         },
         StatusCode::OK,
     )

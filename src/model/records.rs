@@ -96,6 +96,13 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Group => "group",
+            Kind::Direct => "direct",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Kind> {
         match s {
             "group" => Some(Kind::Group),

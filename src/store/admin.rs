@@ -1,50 +1,80 @@
-//! The operator's side of the database, for the command line: each operation opens the file,
-//! migrates it, and runs in one transaction of its own. It runs in another process than a
-//! server on the same file, so it does not go through that server's writer; SQLite's lock
-//! keeps the two apart.
+//! The operator's side of the database, for the command line: each operation opens the
+//! database, migrates it, and runs in one transaction of its own. It runs in another process
+//! than a server on the same database, so it does not go through that server's writer; the
+//! database's own locks keep the two apart.
 
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
-
+use super::db::{args, Conn, Db, PgConn};
 use super::seed::{self, Hasher, Report, SeedFile};
-use super::{settings, sqlite, users};
-use crate::config::SyncMode;
+use super::{postgres, settings, sqlite, users};
+use crate::config::{Database, SyncMode};
 use crate::error::{Error, Result};
 use crate::model::{Email, Profile, UserId, Username};
 
 pub(crate) struct Admin {
-    conn: Connection,
+    conn: Conn,
+    /// Drives the PostgreSQL connection (the command line has no runtime of its own).
+    _runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Admin {
     /// Opens and migrates an existing database; a missing file is an error (a mistyped
     /// `--db` must not quietly create an empty database). `migrate` creates one.
-    pub fn open(path: &Path) -> Result<Admin> {
-        if !path.exists() {
-            return Err(missing(path));
+    pub fn open(db: &Database) -> Result<Admin> {
+        match db {
+            Database::File(path) => {
+                if !path.exists() {
+                    return Err(missing(path));
+                }
+                let mut conn = sqlite::open_connection(path, SyncMode::Full)?;
+                sqlite::migrate(&mut conn)?;
+                Ok(Admin {
+                    conn: Conn::Lite(conn),
+                    _runtime: None,
+                })
+            }
+            Database::Postgres(url) => {
+                let runtime = runtime()?;
+                let config = postgres::parse(url)?;
+                runtime.block_on(postgres::migrate(&config))?;
+                let pool = postgres::pool(config, 1)?;
+                let conn = PgConn::from_pool(&pool, runtime.handle().clone())?;
+                Ok(Admin {
+                    conn: Conn::Pg(conn),
+                    _runtime: Some(runtime),
+                })
+            }
         }
-        let mut conn = sqlite::open_connection(path, SyncMode::Full)?;
-        sqlite::migrate(&mut conn)?;
-        Ok(Admin { conn })
     }
 
     /// Applies pending migrations; returns the names of those applied.
-    pub fn migrate(path: &Path) -> Result<Vec<String>> {
-        let mut conn = sqlite::open_connection(path, SyncMode::Full)?;
-        sqlite::migrate(&mut conn)
+    pub fn migrate(db: &Database) -> Result<Vec<String>> {
+        match db {
+            Database::File(path) => {
+                let mut conn = sqlite::open_connection(path, SyncMode::Full)?;
+                sqlite::migrate(&mut conn)
+            }
+            Database::Postgres(url) => {
+                let config = postgres::parse(url)?;
+                runtime()?.block_on(postgres::migrate(&config))
+            }
+        }
     }
 
-    pub(super) fn in_transaction<T>(
-        &mut self,
-        f: impl FnOnce(&Connection) -> Result<T>,
-    ) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+    pub(super) fn in_transaction<T>(&mut self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        let db = self.conn.db();
+        db.begin_write()?;
+        match f(&db) {
+            Ok(value) => {
+                db.execute_batch("COMMIT")?;
+                Ok(value)
+            }
+            Err(e) => {
+                let _ = db.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     pub fn seed(&mut self, file: &SeedFile, hash: &Hasher) -> Result<Report> {
@@ -55,12 +85,12 @@ impl Admin {
         self.in_transaction(|c| users::insert(c, username, email, hash))
     }
 
-    pub(super) fn conn_ref(&self) -> &Connection {
-        &self.conn
+    pub(super) fn db(&self) -> Db<'_> {
+        self.conn.db()
     }
 
     pub fn list_users(&mut self) -> Result<Vec<Profile>> {
-        users::list_all(&self.conn)
+        users::list_all(&self.conn.db())
     }
 
     /// Sets a user's password and ends every session of theirs (a running server notices
@@ -93,7 +123,7 @@ impl Admin {
             let user = find_user(c, username)?;
             let epoch = c.query_row(
                 "SELECT session_epoch FROM users WHERE id = ?1",
-                [user],
+                args![user],
                 |r| r.get(0),
             )?;
             Ok((
@@ -106,7 +136,14 @@ impl Admin {
 
     /// Writes a consistent copy of the database to `file` (`VACUUM INTO` reads one snapshot, so
     /// a running server can keep writing).
-    pub fn backup(path: &Path, file: &Path) -> Result<()> {
+    pub fn backup(db: &Database, file: &Path) -> Result<()> {
+        let Database::File(path) = db else {
+            return Err(Error::invalid(
+                "invalid_db",
+                "backup copies a SQLite file; for PostgreSQL use pg_dump, or \
+                 `chatserver copy --from postgres://… --to file.db`",
+            ));
+        };
         if !path.exists() {
             return Err(missing(path));
         }
@@ -139,8 +176,17 @@ fn missing(path: &Path) -> Error {
     ))
 }
 
-pub(super) fn find_user(conn: &Connection, username: &str) -> Result<UserId> {
+pub(super) fn find_user(conn: &Db, username: &str) -> Result<UserId> {
     Ok(users::by_username(conn, username)?
         .ok_or_else(|| Error::not_found(format!("no user named {username}")))?
         .id)
+}
+
+/// A small runtime for the command line's PostgreSQL connection.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the runtime: {e}")))
 }

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::db::{args, Db, Row};
 
 use super::{written, Pending, Store};
 use crate::error::{Error, Result};
@@ -24,13 +24,13 @@ const PURGE_BATCH: i64 = 50;
 pub(super) const ATTACHMENT_COLUMNS: &str =
     "a.id, a.name, a.size, a.content_type, a.sha256, a.width, a.height, a.created_at";
 
-pub(super) fn attachment_row(r: &Row, start: usize) -> rusqlite::Result<Attachment> {
+pub(super) fn attachment_row(r: &Row, start: usize) -> Result<Attachment> {
     Ok(Attachment {
         id: r.get(start)?,
         name: r.get(start + 1)?,
         size: r.get(start + 2)?,
         content_type: r.get(start + 3)?,
-        sha256: r.get::<_, Option<String>>(start + 4)?.unwrap_or_default(),
+        sha256: r.get::<Option<String>>(start + 4)?.unwrap_or_default(),
         width: r.get(start + 5)?,
         height: r.get(start + 6)?,
         created_at: r.get(start + 7)?,
@@ -53,11 +53,12 @@ pub(crate) type Thumbnail = (String, Vec<u8>);
 pub(crate) const FILE_OVERHEAD: u64 = 4096;
 
 /// What `user`'s attachments take, kept up to date by triggers (one row, not a sum).
-fn used(conn: &Connection, user: UserId) -> Result<u64> {
-    let n: Option<i64> = conn
-        .prepare_cached("SELECT bytes FROM attachment_usage WHERE user_id = ?1")?
-        .query_row([user], |r| r.get(0))
-        .optional()?;
+fn used(conn: &Db, user: UserId) -> Result<u64> {
+    let n: Option<i64> = conn.query_opt(
+        "SELECT bytes FROM attachment_usage WHERE user_id = ?1",
+        args![user],
+        |r| r.get(0),
+    )?;
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 
@@ -83,11 +84,11 @@ impl Store {
             if used(c, user)?.saturating_add(adds) > quota {
                 return Err(over_quota(quota));
             }
-            let id = c
-                .prepare_cached(
-                    "INSERT INTO attachments (uploader_id, name) VALUES (?1, ?2) RETURNING id",
-                )?
-                .query_row(params![user, name.as_str()], |r| r.get(0))?;
+            let id = c.query_row(
+                "INSERT INTO attachments (uploader_id, name) VALUES (?1, ?2) RETURNING id",
+                args![user, name.as_str()],
+                |r| r.get(0),
+            )?;
             Ok(written(id, Vec::new()))
         })
     }
@@ -105,12 +106,14 @@ impl Store {
             if used(c, user)?.saturating_add(data.len() as u64) > quota {
                 return Err(over_quota(quota));
             }
-            c.prepare_cached(
+            c.execute(
                 "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![id, seq, data])?;
-            c.prepare_cached("UPDATE attachments SET size = size + ?2 WHERE id = ?1")?
-                .execute(params![id, data.len() as i64])?;
+                args![id, seq, data],
+            )?;
+            c.execute(
+                "UPDATE attachments SET size = size + ?2 WHERE id = ?1",
+                args![id, data.len() as i64],
+            )?;
             Ok(written((), Vec::new()))
         })
     }
@@ -118,22 +121,14 @@ impl Store {
     /// Marks the upload complete: from now on it can be attached and downloaded.
     pub fn finish_upload(&self, id: AttachmentId, done: Finished) -> Pending<Attachment> {
         self.write(move |c| {
-            c.prepare_cached(
+            c.execute(
                 "UPDATE attachments SET complete = 1, sha256 = ?2, content_type = ?3,
                         width = ?4, height = ?5
                  WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                done.sha256,
-                done.content_type,
-                done.width,
-                done.height
-            ])?;
+                args![id, done.sha256, done.content_type, done.width, done.height],
+            )?;
             let sql = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments a WHERE a.id = ?1");
-            let attachment = c
-                .prepare_cached(&sql)?
-                .query_row([id], |r| attachment_row(r, 0))?;
+            let attachment = c.query_row(&sql, args![id], |r| attachment_row(r, 0))?;
             Ok(written(attachment, Vec::new()))
         })
     }
@@ -143,7 +138,7 @@ impl Store {
         self.write(move |c| {
             c.execute(
                 "DELETE FROM attachments WHERE id = ?1 AND complete = 0",
-                [id],
+                args![id],
             )?;
             Ok(written((), Vec::new()))
         })
@@ -164,9 +159,7 @@ impl Store {
                  FROM attachments a WHERE a.id = ?1 AND a.complete = 1"
             );
             let found: Option<(Attachment, bool)> = c
-                .prepare_cached(&sql)?
-                .query_row(params![id, user], |r| Ok((attachment_row(r, 0)?, r.get(8)?)))
-                .optional()?;
+                .query_opt(&sql, args![id, user], |r| Ok((attachment_row(r, 0)?, r.get(8)?)))?;
             match found {
                 None => Err(Error::not_found("no such attachment")),
                 Some((_, false)) => Err(Error::forbidden(
@@ -181,11 +174,11 @@ impl Store {
     /// One chunk of an attachment's bytes.
     pub async fn attachment_chunk(&self, id: AttachmentId, seq: i64) -> Result<Option<Vec<u8>>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
+            c.query_opt(
                 "SELECT data FROM attachment_chunks WHERE attachment_id = ?1 AND seq = ?2",
-            )?
-            .query_row(params![id, seq], |r| r.get(0))
-            .optional()?)
+                args![id, seq],
+                |r| r.get(0),
+            )
         })
         .await
     }
@@ -204,12 +197,11 @@ impl Store {
     /// have one.
     pub async fn thumbnail(&self, id: AttachmentId) -> Result<Option<Option<Thumbnail>>> {
         self.read(move |c| {
-            let row: Option<(Option<String>, Option<Vec<u8>>)> = c
-                .prepare_cached(
-                    "SELECT content_type, data FROM attachment_thumbnails WHERE attachment_id = ?1",
-                )?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
+            let row: Option<(Option<String>, Option<Vec<u8>>)> = c.query_opt(
+                "SELECT content_type, data FROM attachment_thumbnails WHERE attachment_id = ?1",
+                args![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             Ok(row.map(|(t, d)| t.zip(d)))
         })
         .await
@@ -220,9 +212,11 @@ impl Store {
         self.write(move |c| {
             let (kind, data) = thumb.unzip();
             c.execute(
-                "INSERT OR REPLACE INTO attachment_thumbnails (attachment_id, content_type, data)
-                 SELECT id, ?2, ?3 FROM attachments WHERE id = ?1",
-                params![id, kind, data],
+                "INSERT INTO attachment_thumbnails (attachment_id, content_type, data)
+                 SELECT id, ?2, ?3 FROM attachments WHERE id = ?1
+                 ON CONFLICT (attachment_id)
+                 DO UPDATE SET content_type = excluded.content_type, data = excluded.data",
+                args![id, kind, data],
             )?;
             Ok(written((), Vec::new()))
         })
@@ -247,7 +241,7 @@ impl Store {
                                                       WHERE ma.attachment_id = a.id))
                                LIMIT ?2)"
                         ),
-                        params![starting, PURGE_BATCH],
+                        args![starting, PURGE_BATCH],
                     )?;
                     Ok(written(n, Vec::new()))
                 })
@@ -262,7 +256,7 @@ impl Store {
 
 /// An attachment's bytes as a file that reads its chunks as they are needed.
 pub(crate) struct ChunkReader<'c> {
-    conn: &'c Connection,
+    conn: &'c Db<'c>,
     id: AttachmentId,
     size: u64,
     pos: u64,
@@ -271,7 +265,7 @@ pub(crate) struct ChunkReader<'c> {
 }
 
 impl<'c> ChunkReader<'c> {
-    fn new(conn: &'c Connection, id: AttachmentId, size: u64) -> ChunkReader<'c> {
+    fn new(conn: &'c Db<'c>, id: AttachmentId, size: u64) -> ChunkReader<'c> {
         ChunkReader {
             conn,
             id,
@@ -285,10 +279,11 @@ impl<'c> ChunkReader<'c> {
         if self.current.as_ref().map(|(s, _)| *s) != Some(seq) {
             let data: Vec<u8> = self
                 .conn
-                .prepare_cached(
+                .query_row(
                     "SELECT data FROM attachment_chunks WHERE attachment_id = ?1 AND seq = ?2",
+                    args![self.id, seq as i64],
+                    |r| r.get(0),
                 )
-                .and_then(|mut s| s.query_row(params![self.id, seq as i64], |r| r.get(0)))
                 .map_err(io::Error::other)?;
             self.current = Some((seq, data));
         }

@@ -1,7 +1,7 @@
 //! Blocking: someone blocked by X cannot add X to a group, nor open or write a direct chat with
 //! X. The rules are checked in the writes they guard (`members`, `groups`, `messages`).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{args, Db};
 
 use super::{users, written, Pending, Store};
 use crate::error::{Error, Result};
@@ -16,7 +16,7 @@ impl Store {
             }
             c.execute(
                 "INSERT INTO blocks (blocker_id, blocked_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![blocker, blocked],
+                args![blocker, blocked],
             )?;
             Ok(written((), Vec::new()))
         })
@@ -27,7 +27,7 @@ impl Store {
         self.write(move |c| {
             c.execute(
                 "DELETE FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2",
-                params![blocker, blocked],
+                args![blocker, blocked],
             )?;
             Ok(written((), Vec::new()))
         })
@@ -36,13 +36,12 @@ impl Store {
     /// Whom `blocker` has blocked, by username.
     pub async fn blocked_by(&self, blocker: UserId) -> Result<Vec<PublicUser>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
+            let ids: Vec<UserId> = c.query_map(
                 "SELECT b.blocked_id FROM blocks b JOIN users u ON u.id = b.blocked_id
                  WHERE b.blocker_id = ?1 ORDER BY u.username COLLATE NOCASE",
+                args![blocker],
+                |r| r.get(0),
             )?;
-            let ids: Vec<UserId> = stmt
-                .query_map([blocker], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 out.extend(users::public(c, id)?);
@@ -54,11 +53,13 @@ impl Store {
 }
 
 /// Refuses when `target` has blocked `actor`.
-pub(super) fn refuse_if_blocked(conn: &Connection, target: UserId, actor: UserId) -> Result<()> {
+pub(super) fn refuse_if_blocked(conn: &Db, target: UserId, actor: UserId) -> Result<()> {
     let blocked = conn
-        .prepare_cached("SELECT 1 FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2")?
-        .query_row(params![target, actor], |_| Ok(()))
-        .optional()?
+        .query_opt(
+            "SELECT 1 FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2",
+            args![target, actor],
+            |_| Ok(()),
+        )?
         .is_some();
     if blocked {
         return Err(Error::Forbidden {

@@ -3,7 +3,7 @@
 //! memberships are also written to `cli_events`, from which a running server tells the sockets
 //! concerned (see `Store::take_cli_events`).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{args, Db};
 
 use super::admin::{find_user, Admin};
 use super::{members, users, written, Caps, Pending, Store};
@@ -44,7 +44,7 @@ impl Admin {
             let owner = owner.map(|o| find_user(c, o)).transpose()?;
             let id: GroupId = c.query_row(
                 "INSERT INTO conversations (kind, name, owner_id) VALUES ('group', ?1, ?2) RETURNING id",
-                params![name.as_str(), owner],
+                args![name.as_str(), owner],
                 |r| r.get(0),
             )?;
             if let Some(owner) = owner {
@@ -61,27 +61,27 @@ impl Admin {
     }
 
     pub fn list_groups(&mut self) -> Result<Vec<GroupLine>> {
-        let mut stmt = self.conn_ref().prepare(
+        self.db().query_map(
             "SELECT c.id, c.name, u.username, c.posting,
                     (SELECT count(*) FROM members m WHERE m.conversation_id = c.id)
              FROM conversations c LEFT JOIN users u ON u.id = c.owner_id
              WHERE c.kind = 'group' ORDER BY c.id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(GroupLine {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                owner: r.get(2)?,
-                posting: r.get(3)?,
-                members: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            args![],
+            |r| {
+                Ok(GroupLine {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    owner: r.get(2)?,
+                    posting: r.get(3)?,
+                    members: r.get(4)?,
+                })
+            },
+        )
     }
 
     /// The group's members as (username, role), by joining time.
     pub fn group_members(&mut self, group: &str) -> Result<Vec<(String, Role)>> {
-        let c = self.conn_ref();
+        let c = &self.db();
         let id = find_group(c, group)?;
         Ok(members::list(c, id)?
             .into_iter()
@@ -112,13 +112,11 @@ impl Admin {
             let id = find_group(c, group)?;
             for name in users {
                 let user = find_user(c, name)?;
-                let role: Option<Role> = c
-                    .query_row(
-                        "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-                        params![id, user],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let role: Option<Role> = c.query_opt(
+                    "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+                    args![id, user],
+                    |r| r.get(0),
+                )?;
                 match role {
                     None => {
                         return Err(Error::not_found(format!(
@@ -134,7 +132,7 @@ impl Admin {
                 }
                 c.execute(
                     "DELETE FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-                    params![id, user],
+                    args![id, user],
                 )?;
                 note(c, "member_removed", id, user, Role::Member)?;
             }
@@ -152,7 +150,7 @@ impl Admin {
                     Ok(id) => id,
                     Err(Error::NotFound(_)) => c.query_row(
                         "INSERT INTO conversations (kind, name) VALUES ('group', ?1) RETURNING id",
-                        [name.as_str()],
+                        args![name.as_str()],
                         |r| r.get(0),
                     )?,
                     Err(e) => return Err(e),
@@ -183,7 +181,7 @@ impl Admin {
                 if let Some(name) = &a.display_name {
                     c.execute(
                         "UPDATE users SET display_name = ?2 WHERE id = ?1",
-                        params![profile.id, name.as_str()],
+                        args![profile.id, name.as_str()],
                     )?;
                 }
                 if let Some(group) = group {
@@ -196,22 +194,20 @@ impl Admin {
 }
 
 /// A group by id, or by its name when that is unique.
-fn find_group(conn: &Connection, group: &str) -> Result<GroupId> {
+fn find_group(conn: &Db, group: &str) -> Result<GroupId> {
     if let Ok(id) = group.parse::<i64>() {
-        let found: Option<GroupId> = conn
-            .query_row(
-                "SELECT id FROM conversations WHERE id = ?1 AND kind = 'group'",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let found: Option<GroupId> = conn.query_opt(
+            "SELECT id FROM conversations WHERE id = ?1 AND kind = 'group'",
+            args![id],
+            |r| r.get(0),
+        )?;
         return found.ok_or_else(|| Error::not_found(format!("no group with id {id}")));
     }
-    let mut stmt = conn
-        .prepare("SELECT id FROM conversations WHERE kind = 'group' AND name = ?1 ORDER BY id")?;
-    let ids: Vec<GroupId> = stmt
-        .query_map([group], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let ids: Vec<GroupId> = conn.query_map(
+        "SELECT id FROM conversations WHERE kind = 'group' AND name = ?1 ORDER BY id",
+        args![group],
+        |r| r.get(0),
+    )?;
     match ids.as_slice() {
         [] => Err(Error::not_found(format!("no group named {group:?}"))),
         [one] => Ok(*one),
@@ -227,7 +223,7 @@ fn find_group(conn: &Connection, group: &str) -> Result<GroupId> {
 }
 
 /// Adds a member (no caps: the operator decides) and notes it for a running server.
-fn add(conn: &Connection, group: GroupId, user: UserId, role: Role) -> Result<()> {
+fn add(conn: &Db, group: GroupId, user: UserId, role: Role) -> Result<()> {
     members::insert(
         conn,
         Caps::NONE,
@@ -239,10 +235,10 @@ fn add(conn: &Connection, group: GroupId, user: UserId, role: Role) -> Result<()
     note(conn, "member_added", group, user, role)
 }
 
-fn note(conn: &Connection, kind: &str, group: GroupId, user: UserId, role: Role) -> Result<()> {
+fn note(conn: &Db, kind: &str, group: GroupId, user: UserId, role: Role) -> Result<()> {
     conn.execute(
         "INSERT INTO cli_events (kind, conversation_id, user_id, role) VALUES (?1, ?2, ?3, ?4)",
-        params![kind, group, user, role.as_str()],
+        args![kind, group, user, role.as_str()],
     )?;
     Ok(())
 }
@@ -251,9 +247,11 @@ impl Store {
     /// Whether the command line has changed memberships since the last look (a read, so that
     /// the common answer, no, costs no write).
     pub async fn has_cli_events(&self) -> Result<bool> {
-        self.read(
-            |c| Ok(c.query_row("SELECT EXISTS (SELECT 1 FROM cli_events)", [], |r| r.get(0))?),
-        )
+        self.read(|c| {
+            c.query_row("SELECT EXISTS (SELECT 1 FROM cli_events)", args![], |r| {
+                r.get(0)
+            })
+        })
         .await
     }
 
@@ -261,21 +259,18 @@ impl Store {
     /// sockets concerned; they are deleted in the same write.
     pub fn take_cli_events(&self) -> Pending<usize> {
         self.write(|c| {
-            let mut stmt = c.prepare_cached(
+            let mut rows: Vec<(i64, String, GroupId, UserId, Role)> = c.query_map(
                 "DELETE FROM cli_events RETURNING id, kind, conversation_id, user_id, role",
+                args![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )?;
-            let mut rows: Vec<(i64, String, GroupId, UserId, Role)> = stmt
-                .query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
             rows.sort_by_key(|r| r.0);
             let mut events = Vec::new();
             for (_, kind, group, user, role) in &rows {
                 let frame = if kind == "member_added" {
                     let since: MessageId = c.query_row(
                         "SELECT coalesce(max(id), 0) FROM messages WHERE conversation_id = ?1",
-                        [group],
+                        args![group],
                         |r| r.get(0),
                     )?;
                     ServerFrame::MemberAdded {

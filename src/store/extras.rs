@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{args, Db};
 
 use super::attachments::{attachment_row, ATTACHMENT_COLUMNS};
 use super::messages::{for_member, quote_row};
@@ -25,7 +25,7 @@ fn id_list(messages: &[Message]) -> String {
 }
 
 /// Loads the attachments, reactions and mentions of every message in `messages`.
-pub(super) fn fill(conn: &Connection, messages: &mut [Message]) -> Result<()> {
+pub(super) fn fill(conn: &Db, messages: &mut [Message]) -> Result<()> {
     if messages.is_empty() {
         return Ok(());
     }
@@ -35,39 +35,47 @@ pub(super) fn fill(conn: &Connection, messages: &mut [Message]) -> Result<()> {
         .enumerate()
         .map(|(i, m)| (m.id, i))
         .collect();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT ma.message_id, {ATTACHMENT_COLUMNS}
-         FROM message_attachments ma JOIN attachments a ON a.id = ma.attachment_id
-         WHERE ma.message_id IN (SELECT value FROM json_each(?1))
-         ORDER BY ma.message_id, ma.position"
-    ))?;
-    let rows = stmt.query_map([&ids], |r| {
-        Ok((r.get::<_, MessageId>(0)?, attachment_row(r, 1)?))
-    })?;
-    for row in rows {
-        let (id, attachment) = row?;
+    let attachments = conn.query_map(
+        &format!(
+            "SELECT ma.message_id, {ATTACHMENT_COLUMNS}
+             FROM message_attachments ma JOIN attachments a ON a.id = ma.attachment_id
+             WHERE ma.message_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))
+             ORDER BY ma.message_id, ma.position"
+        ),
+        args![ids],
+        |r| Ok((r.get::<MessageId>(0)?, attachment_row(r, 1)?)),
+    )?;
+    for (id, attachment) in attachments {
         if let Some(&i) = at.get(&id) {
             messages[i].attachments.push(attachment);
         }
     }
-    let mut stmt = conn.prepare_cached(
+    let reactions = conn.query_map(
         "SELECT message_id, emoji, user_id FROM reactions
-         WHERE message_id IN (SELECT value FROM json_each(?1)) ORDER BY message_id, id",
+         WHERE message_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))
+         ORDER BY message_id, id",
+        args![ids],
+        |r| {
+            Ok((
+                r.get::<MessageId>(0)?,
+                r.get::<String>(1)?,
+                r.get::<UserId>(2)?,
+            ))
+        },
     )?;
-    let rows = stmt.query_map([&ids], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    for row in rows {
-        let (id, emoji, user): (MessageId, String, UserId) = row?;
+    for (id, emoji, user) in reactions {
         if let Some(&i) = at.get(&id) {
             add_reaction(&mut messages[i].reactions, emoji, user);
         }
     }
-    let mut stmt = conn.prepare_cached(
+    let mentions = conn.query_map(
         "SELECT message_id, user_id FROM mentions
-         WHERE message_id IN (SELECT value FROM json_each(?1)) ORDER BY message_id, user_id",
+         WHERE message_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))
+         ORDER BY message_id, user_id",
+        args![ids],
+        |r| Ok((r.get::<MessageId>(0)?, r.get::<UserId>(1)?)),
     )?;
-    let rows = stmt.query_map([&ids], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    for row in rows {
-        let (id, user): (MessageId, UserId) = row?;
+    for (id, user) in mentions {
         if let Some(&i) = at.get(&id) {
             messages[i].mentions.push(user);
         }
@@ -92,31 +100,30 @@ fn add_reaction(reactions: &mut Vec<Reaction>, emoji: String, user: UserId) {
 /// Ties the sender's own finished uploads to a new message, in the order given; any other id
 /// is `invalid_attachment`.
 pub(super) fn attach(
-    conn: &Connection,
+    conn: &Db,
     message: MessageId,
     sender: UserId,
     ids: &[AttachmentId],
 ) -> Result<Vec<Attachment>> {
     let mut found = Vec::with_capacity(ids.len());
-    let mut stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT {ATTACHMENT_COLUMNS} FROM attachments a
          WHERE a.id = ?1 AND a.uploader_id = ?2 AND a.complete = 1"
-    ))?;
+    );
     for (position, &id) in ids.iter().enumerate() {
-        let attachment = stmt
-            .query_row(params![id, sender], |r| attachment_row(r, 0))
-            .optional()?
+        let attachment = conn
+            .query_opt(&sql, args![id, sender], |r| attachment_row(r, 0))?
             .ok_or_else(|| {
                 Error::invalid(
                     "invalid_attachment",
                     format!("attachment {id} is not one of your uploads"),
                 )
             })?;
-        conn.prepare_cached(
+        conn.execute(
             "INSERT INTO message_attachments (message_id, position, attachment_id)
              VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![message, position as i64, id])?;
+            args![message, position as i64, id],
+        )?;
         found.push(attachment);
     }
     Ok(found)
@@ -124,18 +131,13 @@ pub(super) fn attach(
 
 /// The quote of the message a new one in `group` answers; a message of another conversation
 /// (or none) is `invalid_reply`.
-pub(super) fn reply_quote(
-    conn: &Connection,
-    group: GroupId,
-    answered: MessageId,
-) -> Result<ReplyQuote> {
-    let found: Option<(GroupId, ReplyQuote)> = conn
-        .prepare_cached(
-            "SELECT r.conversation_id, r.id, r.sender_id, ru.username, r.content, r.deleted
+pub(super) fn reply_quote(conn: &Db, group: GroupId, answered: MessageId) -> Result<ReplyQuote> {
+    let found: Option<(GroupId, ReplyQuote)> = conn.query_opt(
+        "SELECT r.conversation_id, r.id, r.sender_id, ru.username, r.content, r.deleted
              FROM messages r LEFT JOIN users ru ON ru.id = r.sender_id WHERE r.id = ?1",
-        )?
-        .query_row([answered], |r| Ok((r.get(0)?, quote_row(r, 1)?)))
-        .optional()?;
+        args![answered],
+        |r| Ok((r.get(0)?, quote_row(r, 1)?)),
+    )?;
     match found {
         Some((conversation, quote)) if conversation == group => Ok(quote),
         _ => Err(Error::invalid(
@@ -148,7 +150,7 @@ pub(super) fn reply_quote(
 /// Records whom `content` mentions: members of `group` but the sender, named by
 /// `@username`, any case. An edit (`replacing`) first forgets whom it mentioned before.
 pub(super) fn set_mentions(
-    conn: &Connection,
+    conn: &Db,
     message: MessageId,
     group: GroupId,
     sender: UserId,
@@ -156,52 +158,51 @@ pub(super) fn set_mentions(
     replacing: bool,
 ) -> Result<Vec<UserId>> {
     if replacing {
-        conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
-            .execute([message])?;
+        conn.execute("DELETE FROM mentions WHERE message_id = ?1", args![message])?;
     }
     let names = mentioned_names(content);
     if names.is_empty() {
         return Ok(Vec::new());
     }
     let names = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
-    let mut stmt = conn.prepare_cached(
+    let users: Vec<UserId> = conn.query_map(
         "SELECT u.id FROM members mb JOIN users u ON u.id = mb.user_id
-         WHERE mb.conversation_id = ?1 AND mb.user_id IS NOT ?3
+         WHERE mb.conversation_id = ?1 AND mb.user_id IS DISTINCT FROM ?3
            AND casefold(u.username) IN (SELECT value FROM json_each(?2))
          ORDER BY u.id",
-    )?;
-    let users: Vec<UserId> = stmt
-        .query_map(params![group, names, sender], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO mentions (message_id, user_id, conversation_id) VALUES (?1, ?2, ?3)",
+        args![group, names, sender],
+        |r| r.get(0),
     )?;
     for user in &users {
-        insert.execute(params![message, user, group])?;
+        conn.execute(
+            "INSERT INTO mentions (message_id, user_id, conversation_id) VALUES (?1, ?2, ?3)",
+            args![message, user, group],
+        )?;
     }
     Ok(users)
 }
 
 /// A deleted message keeps nothing: its attachments, reactions and mentions go (an attachment
 /// nothing else refers to is removed later), and it no longer quotes another.
-pub(super) fn clear(conn: &Connection, message: MessageId) -> Result<()> {
+pub(super) fn clear(conn: &Db, message: MessageId) -> Result<()> {
     for sql in [
         "DELETE FROM message_attachments WHERE message_id = ?1",
         "DELETE FROM reactions WHERE message_id = ?1",
         "DELETE FROM mentions WHERE message_id = ?1",
         "UPDATE messages SET reply_to = NULL WHERE id = ?1",
     ] {
-        conn.prepare_cached(sql)?.execute([message])?;
+        conn.execute(sql, args![message])?;
     }
     Ok(())
 }
 
-fn reactions_of(conn: &Connection, message: MessageId) -> Result<Vec<Reaction>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT emoji, user_id FROM reactions WHERE message_id = ?1 ORDER BY id")?;
+fn reactions_of(conn: &Db, message: MessageId) -> Result<Vec<Reaction>> {
     let mut reactions = Vec::new();
-    for row in stmt.query_map([message], |r| Ok((r.get(0)?, r.get(1)?)))? {
-        let (emoji, user) = row?;
+    for (emoji, user) in conn.query_map(
+        "SELECT emoji, user_id FROM reactions WHERE message_id = ?1 ORDER BY id",
+        args![message],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )? {
         add_reaction(&mut reactions, emoji, user);
     }
     Ok(reactions)
@@ -215,13 +216,7 @@ impl Store {
     }
 }
 
-fn react(
-    conn: &Connection,
-    id: MessageId,
-    user: UserId,
-    emoji: &str,
-    on: bool,
-) -> Result<Written<()>> {
+fn react(conn: &Db, id: MessageId, user: UserId, emoji: &str, on: bool) -> Result<Written<()>> {
     let (message, _, _) = for_member(conn, id, user)?;
     let group = message.group_id;
     if message.deleted {
@@ -231,27 +226,28 @@ fn react(
         blocks::refuse_if_blocked(conn, peer, user)?;
     }
     let changed = if on {
-        let (present, distinct): (bool, i64) = conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM reactions WHERE message_id = ?1 AND emoji = ?2),
+        let (present, distinct): (bool, i64) = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM reactions WHERE message_id = ?1 AND emoji = ?2),
                         (SELECT count(DISTINCT emoji) FROM reactions WHERE message_id = ?1)",
-            )?
-            .query_row(params![id, emoji], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            args![id, emoji],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         if !present && distinct >= MAX_REACTIONS as i64 {
             return Err(Error::Conflict {
                 code: "limit_reached",
                 message: format!("a message carries at most {MAX_REACTIONS} different emoji"),
             });
         }
-        conn.prepare_cached(
-            "INSERT OR IGNORE INTO reactions (message_id, emoji, user_id) VALUES (?1, ?2, ?3)",
+        conn.execute(
+            "INSERT INTO reactions (message_id, emoji, user_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+            args![id, emoji, user],
         )?
-        .execute(params![id, emoji, user])?
     } else {
-        conn.prepare_cached(
+        conn.execute(
             "DELETE FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND user_id = ?3",
+            args![id, emoji, user],
         )?
-        .execute(params![id, emoji, user])?
     };
     if changed == 0 {
         return Ok(written((), Vec::new()));

@@ -1,6 +1,6 @@
 //! Conversations: named groups, and the one direct conversation of each pair of users.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::db::{args, Db, Row};
 
 use super::members::Joining;
 use super::members::{self, role_of};
@@ -86,7 +86,7 @@ impl Store {
             if role != Role::Owner {
                 return Err(Error::forbidden("only the owner can delete a group"));
             }
-            c.execute("DELETE FROM conversations WHERE id = ?1", [group])?;
+            c.execute("DELETE FROM conversations WHERE id = ?1", args![group])?;
             let event = Event::new(ServerFrame::GroupDeleted { group_id: group });
             Ok(written((), vec![Outbound::Group(group, event)]))
         })
@@ -141,7 +141,7 @@ impl std::fmt::Display for Activity {
     }
 }
 
-fn group_row(r: &Row) -> rusqlite::Result<Group> {
+fn group_row(r: &Row) -> Result<Group> {
     Ok(Group {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -154,15 +154,14 @@ fn group_row(r: &Row) -> rusqlite::Result<Group> {
     })
 }
 
-fn load(conn: &Connection, group: GroupId) -> Result<Group> {
+fn load(conn: &Db, group: GroupId) -> Result<Group> {
     let sql = format!("SELECT {GROUP_COLUMNS} FROM conversations c WHERE c.id = ?1");
-    conn.query_row(&sql, [group], group_row)
-        .optional()?
+    conn.query_opt(&sql, args![group], group_row)?
         .ok_or_else(|| Error::not_found("no such conversation"))
 }
 
 /// Refuses what only a named group has (a name, an owner, member changes) for a direct chat.
-pub(super) fn require_group_kind(conn: &Connection, group: GroupId) -> Result<Group> {
+pub(super) fn require_group_kind(conn: &Db, group: GroupId) -> Result<Group> {
     let g = load(conn, group)?;
     if g.kind == Kind::Direct {
         return Err(Error::forbidden(
@@ -173,7 +172,7 @@ pub(super) fn require_group_kind(conn: &Connection, group: GroupId) -> Result<Gr
 }
 
 pub(super) fn create(
-    conn: &Connection,
+    conn: &Db,
     caps: Caps,
     owner: UserId,
     name: &GroupName,
@@ -182,11 +181,11 @@ pub(super) fn create(
     if !users::exists(conn, owner)? {
         return Err(Error::account_gone());
     }
-    let owned: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM conversations WHERE owner_id = ?1 AND kind = 'group'",
-        )?
-        .query_row([owner], |r| r.get(0))?;
+    let owned: i64 = conn.query_row(
+        "SELECT count(*) FROM conversations WHERE owner_id = ?1 AND kind = 'group'",
+        args![owner],
+        |r| r.get(0),
+    )?;
     if owned as u64 >= caps.groups_owned as u64 {
         return Err(Error::Conflict {
             code: "limit_reached",
@@ -200,7 +199,7 @@ pub(super) fn create(
     let mut group = conn.query_row(
         "INSERT INTO conversations (kind, name, owner_id) VALUES ('group', ?1, ?2)
          RETURNING id, kind, name, owner_id, created_at, posting",
-        params![name.as_str(), owner],
+        args![name.as_str(), owner],
         group_row,
     )?;
     let (_, mut events) = members::insert(conn, caps, group.id, owner, Role::Owner, Joining::Own)?;
@@ -218,13 +217,13 @@ pub(super) fn create(
     Ok(written(group, events))
 }
 
-fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
+fn list_for(conn: &Db, user: UserId) -> Result<Vec<GroupSummary>> {
     let sql = format!(
         "SELECT {GROUP_COLUMNS}, m.role,
                 (SELECT max(id) FROM messages WHERE conversation_id = c.id) AS last_id,
                 (SELECT count(*) FROM messages x
                   WHERE x.conversation_id = c.id AND x.id > m.last_read_id
-                    AND x.deleted = 0 AND x.sender_id IS NOT m.user_id) AS unread,
+                    AND x.deleted = 0 AND x.sender_id IS DISTINCT FROM m.user_id) AS unread,
                 m.last_read_id,
                 (SELECT count(*) FROM mentions mn
                   WHERE mn.user_id = m.user_id AND mn.conversation_id = c.id
@@ -232,16 +231,14 @@ fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
          FROM members m JOIN conversations c ON c.id = m.conversation_id
          WHERE m.user_id = ?1"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([user], |r| {
+    let rows = conn.query_map(&sql, args![user], |r| {
         let mut g = group_row(r)?;
         g.role = Some(r.get(6)?);
         let last_id: Option<MessageId> = r.get(7)?;
         Ok((g, last_id, r.get(8)?, r.get(9)?, r.get(10)?))
     })?;
     let mut out = Vec::new();
-    for row in rows {
-        let (mut group, last_id, unread_count, last_read_id, mention_count) = row?;
+    for (mut group, last_id, unread_count, last_read_id, mention_count) in rows {
         group.peer = peer_of(conn, &group, user)?;
         let last_message = match last_id {
             Some(id) => messages::by_id(conn, id)?,
@@ -262,7 +259,7 @@ fn list_for(conn: &Connection, user: UserId) -> Result<Vec<GroupSummary>> {
 }
 
 fn update(
-    conn: &Connection,
+    conn: &Db,
     group: GroupId,
     user: UserId,
     name: Option<&GroupName>,
@@ -278,7 +275,7 @@ fn update(
     conn.execute(
         "UPDATE conversations SET name = coalesce(?2, name), posting = coalesce(?3, posting)
          WHERE id = ?1",
-        params![
+        args![
             group,
             name.map(GroupName::as_str),
             posting.map(Posting::as_str)
@@ -295,34 +292,32 @@ fn update(
 }
 
 /// The other member of a direct conversation (None for groups).
-fn peer_of(conn: &Connection, group: &Group, me: UserId) -> Result<Option<Peer>> {
+fn peer_of(conn: &Db, group: &Group, me: UserId) -> Result<Option<Peer>> {
     if group.kind != Kind::Direct {
         return Ok(None);
     }
-    Ok(conn
-        .prepare_cached(
-            "SELECT u.id, u.username, u.display_name FROM members m JOIN users u ON u.id = m.user_id
+    conn.query_opt(
+        "SELECT u.id, u.username, u.display_name FROM members m JOIN users u ON u.id = m.user_id
              WHERE m.conversation_id = ?1 AND m.user_id != ?2",
-        )?
-        .query_row(params![group.id, me], |r| {
+        args![group.id, me],
+        |r| {
             Ok(Peer {
                 id: r.get(0)?,
                 username: r.get(1)?,
                 display_name: r.get(2)?,
             })
-        })
-        .optional()?)
+        },
+    )
 }
 
 /// The other member of `group` if it is a direct conversation.
-pub(super) fn direct_peer(conn: &Connection, group: GroupId, me: UserId) -> Result<Option<UserId>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT m.user_id FROM conversations c JOIN members m ON m.conversation_id = c.id
+pub(super) fn direct_peer(conn: &Db, group: GroupId, me: UserId) -> Result<Option<UserId>> {
+    conn.query_opt(
+        "SELECT m.user_id FROM conversations c JOIN members m ON m.conversation_id = c.id
              WHERE c.id = ?1 AND c.kind = 'direct' AND m.user_id != ?2",
-        )?
-        .query_row(params![group, me], |r| r.get(0))
-        .optional()?)
+        args![group, me],
+        |r| r.get(0),
+    )
 }
 
 fn direct_key(a: UserId, b: UserId) -> String {
@@ -330,24 +325,21 @@ fn direct_key(a: UserId, b: UserId) -> String {
 }
 
 /// The direct conversation of two users, if they have one.
-pub(super) fn direct_between(
-    conn: &Connection,
-    me: UserId,
-    other: UserId,
-) -> Result<Option<GroupId>> {
+pub(super) fn direct_between(conn: &Db, me: UserId, other: UserId) -> Result<Option<GroupId>> {
     if !users::exists(conn, other)? {
         return Err(Error::not_found("no such user"));
     }
-    Ok(conn
-        .prepare_cached("SELECT id FROM conversations WHERE direct_key = ?1")?
-        .query_row([direct_key(me, other)], |r| r.get(0))
-        .optional()?)
+    conn.query_opt(
+        "SELECT id FROM conversations WHERE direct_key = ?1",
+        args![direct_key(me, other)],
+        |r| r.get(0),
+    )
 }
 
 /// Both users' sockets learn of a new direct conversation through `member_added`.
 /// Someone `other` has blocked cannot open it.
 pub(super) fn direct(
-    conn: &Connection,
+    conn: &Db,
     caps: Caps,
     me: UserId,
     other: UserId,
@@ -359,7 +351,7 @@ pub(super) fn direct(
         None => {
             let id: GroupId = conn.query_row(
                 "INSERT INTO conversations (kind, direct_key) VALUES ('direct', ?1) RETURNING id",
-                [direct_key(me, other)],
+                args![direct_key(me, other)],
                 |r| r.get(0),
             )?;
             let (_, mut events) = members::insert(conn, caps, id, me, Role::Member, Joining::Own)?;
@@ -377,35 +369,32 @@ pub(super) fn direct(
 
 /// Each group `owner` owns passes to its oldest admin, else its oldest member; a group left
 /// with nobody is deleted (the owner's account is being deleted).
-pub(super) fn hand_over(conn: &Connection, owner: UserId) -> Result<()> {
-    let owned: Vec<i64> = {
-        let mut stmt =
-            conn.prepare("SELECT id FROM conversations WHERE owner_id = ?1 AND kind = 'group'")?;
-        let rows = stmt.query_map([owner], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
+pub(super) fn hand_over(conn: &Db, owner: UserId) -> Result<()> {
+    let owned: Vec<i64> = conn.query_map(
+        "SELECT id FROM conversations WHERE owner_id = ?1 AND kind = 'group'",
+        args![owner],
+        |r| r.get(0),
+    )?;
     for group in owned {
-        let successor: Option<UserId> = conn
-            .query_row(
-                "SELECT user_id FROM members WHERE conversation_id = ?1 AND user_id != ?2
+        let successor: Option<UserId> = conn.query_opt(
+            "SELECT user_id FROM members WHERE conversation_id = ?1 AND user_id != ?2
                  ORDER BY role = 'admin' DESC, joined_at, user_id LIMIT 1",
-                params![group, owner],
-                |r| r.get(0),
-            )
-            .optional()?;
+            args![group, owner],
+            |r| r.get(0),
+        )?;
         match successor {
             Some(next) => {
                 conn.execute(
                     "UPDATE members SET role = 'owner' WHERE conversation_id = ?1 AND user_id = ?2",
-                    params![group, next],
+                    args![group, next],
                 )?;
                 conn.execute(
                     "UPDATE conversations SET owner_id = ?2 WHERE id = ?1",
-                    params![group, next],
+                    args![group, next],
                 )?;
             }
             None => {
-                conn.execute("DELETE FROM conversations WHERE id = ?1", [group])?;
+                conn.execute("DELETE FROM conversations WHERE id = ?1", args![group])?;
             }
         }
     }

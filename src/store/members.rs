@@ -1,7 +1,7 @@
 //! Who is in which conversation, with which role, and how far they have read. Every change that
 //! live sockets must learn of returns the events to publish after the commit.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::db::{args, Db, Row};
 
 use super::{blocks, groups, users, written, Caps, Pending, Store, Written};
 use crate::error::{Error, Result};
@@ -62,7 +62,7 @@ impl Store {
     }
 }
 
-fn member_row(r: &Row) -> rusqlite::Result<Member> {
+fn member_row(r: &Row) -> Result<Member> {
     Ok(Member {
         id: r.get(0)?,
         username: r.get(1)?,
@@ -77,33 +77,37 @@ fn member_row(r: &Row) -> rusqlite::Result<Member> {
 
 /// The caller's role in `group`: not found when the group does not exist, forbidden when
 /// they are not in it.
-pub(super) fn role_of(conn: &Connection, group: GroupId, user: UserId) -> Result<Role> {
-    let role: Option<Role> = conn
-        .prepare_cached("SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2")?
-        .query_row(params![group, user], |r| r.get(0))
-        .optional()?;
+pub(super) fn role_of(conn: &Db, group: GroupId, user: UserId) -> Result<Role> {
+    let role: Option<Role> = conn.query_opt(
+        "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+        args![group, user],
+        |r| r.get(0),
+    )?;
     match role {
         Some(role) => Ok(role),
         None => Err(absent_or_forbidden(conn, group)?),
     }
 }
 
-pub(super) fn is_member(conn: &Connection, group: GroupId, user: UserId) -> Result<bool> {
+pub(super) fn is_member(conn: &Db, group: GroupId, user: UserId) -> Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2")?
-        .query_row(params![group, user], |_| Ok(()))
-        .optional()?
+        .query_opt(
+            "SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+            args![group, user],
+            |_| Ok(()),
+        )?
         .is_some())
 }
 
 /// The error for a caller who is not a member: not found if the conversation is missing, else
 /// forbidden.
-pub(super) fn absent_or_forbidden(conn: &Connection, group: GroupId) -> Result<Error> {
+pub(super) fn absent_or_forbidden(conn: &Db, group: GroupId) -> Result<Error> {
     let exists = conn
-        .query_row("SELECT 1 FROM conversations WHERE id = ?1", [group], |_| {
-            Ok(())
-        })
-        .optional()?
+        .query_opt(
+            "SELECT 1 FROM conversations WHERE id = ?1",
+            args![group],
+            |_| Ok(()),
+        )?
         .is_some();
     Ok(if exists {
         Error::forbidden("you are not a member of this conversation")
@@ -112,32 +116,32 @@ pub(super) fn absent_or_forbidden(conn: &Connection, group: GroupId) -> Result<E
     })
 }
 
-pub(super) fn list(conn: &Connection, group: GroupId) -> Result<Vec<Member>> {
-    let mut stmt = conn.prepare_cached(
+pub(super) fn list(conn: &Db, group: GroupId) -> Result<Vec<Member>> {
+    conn.query_map(
         "SELECT u.id, u.username, u.display_name, m.role, m.joined_at, u.last_seen, m.muted_until
          FROM members m JOIN users u ON u.id = m.user_id
          WHERE m.conversation_id = ?1 ORDER BY m.joined_at, u.id",
-    )?;
-    let rows = stmt.query_map([group], member_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        args![group],
+        member_row,
+    )
 }
 
 /// The ids of every conversation `user` is in.
 /// The conversations `user` is in, with their role in each, by id.
-pub(super) fn roles_of(conn: &Connection, user: UserId) -> Result<Vec<(GroupId, Role)>> {
-    let mut stmt = conn.prepare_cached(
+pub(super) fn roles_of(conn: &Db, user: UserId) -> Result<Vec<(GroupId, Role)>> {
+    conn.query_map(
         "SELECT conversation_id, role FROM members WHERE user_id = ?1 ORDER BY conversation_id",
-    )?;
-    let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        args![user],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
-fn newest_message_id(conn: &Connection, group: GroupId) -> Result<MessageId> {
-    Ok(conn.query_row(
+fn newest_message_id(conn: &Db, group: GroupId) -> Result<MessageId> {
+    conn.query_row(
         "SELECT coalesce(max(id), 0) FROM messages WHERE conversation_id = ?1",
-        [group],
+        args![group],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// Who asks for a membership: the user themselves (making their own group, opening a direct
@@ -154,16 +158,18 @@ pub(super) enum Joining {
 /// `groups_owned` beyond it, so that being added to a flood of groups by strangers never
 /// stops anyone making a group or writing to someone themselves.
 pub(super) fn insert(
-    conn: &Connection,
+    conn: &Db,
     caps: Caps,
     group: GroupId,
     user: UserId,
     role: Role,
     joining: Joining,
 ) -> Result<(Member, Vec<Outbound>)> {
-    let memberships: i64 = conn
-        .prepare_cached("SELECT count(*) FROM members WHERE user_id = ?1")?
-        .query_row([user], |r| r.get(0))?;
+    let memberships: i64 = conn.query_row(
+        "SELECT count(*) FROM members WHERE user_id = ?1",
+        args![user],
+        |r| r.get(0),
+    )?;
     let cap = match joining {
         Joining::Own => caps.memberships.saturating_add(caps.groups_owned),
         Joining::ByOther => caps.memberships,
@@ -181,7 +187,7 @@ pub(super) fn insert(
          RETURNING user_id, (SELECT username FROM users WHERE id = ?2),
                    (SELECT display_name FROM users WHERE id = ?2), role, joined_at,
                    (SELECT last_seen FROM users WHERE id = ?2), muted_until",
-        params![group, user, role.as_str()],
+        args![group, user, role.as_str()],
         member_row,
     )?;
     let event = Event::new(ServerFrame::MemberAdded {
@@ -197,7 +203,7 @@ pub(super) fn insert(
     Ok((member, events))
 }
 
-pub(super) fn check_users_exist(conn: &Connection, ids: &[UserId]) -> Result<()> {
+pub(super) fn check_users_exist(conn: &Db, ids: &[UserId]) -> Result<()> {
     for &id in ids {
         if !users::exists(conn, id)? {
             return Err(Error::not_found(format!("no user with id {id}")));
@@ -207,7 +213,7 @@ pub(super) fn check_users_exist(conn: &Connection, ids: &[UserId]) -> Result<()>
 }
 
 fn add(
-    conn: &Connection,
+    conn: &Db,
     caps: Caps,
     group: GroupId,
     actor: UserId,
@@ -230,16 +236,14 @@ fn add(
     Ok(written(member, events))
 }
 
-fn remove(conn: &Connection, group: GroupId, actor: UserId, user: UserId) -> Result<Written<()>> {
+fn remove(conn: &Db, group: GroupId, actor: UserId, user: UserId) -> Result<Written<()>> {
     let actor_role = role_of(conn, group, actor)?;
     groups::require_group_kind(conn, group)?;
-    let target_role: Option<Role> = conn
-        .query_row(
-            "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-            params![group, user],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let target_role: Option<Role> = conn.query_opt(
+        "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+        args![group, user],
+        |r| r.get(0),
+    )?;
     let Some(target_role) = target_role else {
         return Err(Error::not_found("that user is not a member"));
     };
@@ -255,7 +259,7 @@ fn remove(conn: &Connection, group: GroupId, actor: UserId, user: UserId) -> Res
     }
     conn.execute(
         "DELETE FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-        params![group, user],
+        args![group, user],
     )?;
     let event = Event::new(ServerFrame::MemberRemoved {
         group_id: group,
@@ -269,7 +273,7 @@ fn remove(conn: &Connection, group: GroupId, actor: UserId, user: UserId) -> Res
 }
 
 fn update(
-    conn: &Connection,
+    conn: &Db,
     group: GroupId,
     actor: UserId,
     user: UserId,
@@ -283,13 +287,11 @@ fn update(
             "only the owner or an admin can change members",
         ));
     }
-    let target: Option<Role> = conn
-        .query_row(
-            "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-            params![group, user],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let target: Option<Role> = conn.query_opt(
+        "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+        args![group, user],
+        |r| r.get(0),
+    )?;
     match target {
         None => return Err(Error::not_found("that user is not a member")),
         Some(Role::Owner) => return Err(Error::forbidden("the owner's role cannot be changed")),
@@ -310,7 +312,7 @@ fn update(
         "UPDATE members SET role = coalesce(?3, role),
                             muted_until = CASE WHEN ?4 THEN ?5 ELSE muted_until END
          WHERE conversation_id = ?1 AND user_id = ?2",
-        params![
+        args![
             group,
             user,
             role.map(Role::as_str),
@@ -331,17 +333,14 @@ fn update(
     Ok(written(member, vec![Outbound::Group(group, event)]))
 }
 
-fn mark_read(
-    conn: &Connection,
-    group: GroupId,
-    user: UserId,
-    message: MessageId,
-) -> Result<Written<()>> {
+fn mark_read(conn: &Db, group: GroupId, user: UserId, message: MessageId) -> Result<Written<()>> {
     role_of(conn, group, user)?;
     let in_group = conn
-        .prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND conversation_id = ?2")?
-        .query_row(params![message, group], |_| Ok(()))
-        .optional()?
+        .query_opt(
+            "SELECT 1 FROM messages WHERE id = ?1 AND conversation_id = ?2",
+            args![message, group],
+            |_| Ok(()),
+        )?
         .is_some();
     if !in_group {
         return Err(Error::not_found("no such message in this conversation"));
@@ -349,7 +348,7 @@ fn mark_read(
     let moved = conn.execute(
         "UPDATE members SET last_read_id = ?3
          WHERE conversation_id = ?1 AND user_id = ?2 AND last_read_id < ?3",
-        params![group, user, message],
+        args![group, user, message],
     )?;
     let mut events = Vec::new();
     if moved > 0 {
@@ -364,12 +363,12 @@ fn mark_read(
 }
 
 /// Everyone who shares a conversation with `user` (not `user`): who hears of their presence.
-pub(super) fn contacts_of(conn: &Connection, user: UserId) -> Result<Vec<UserId>> {
-    let mut stmt = conn.prepare_cached(
+pub(super) fn contacts_of(conn: &Db, user: UserId) -> Result<Vec<UserId>> {
+    conn.query_map(
         "SELECT DISTINCT other.user_id FROM members mine
          JOIN members other ON other.conversation_id = mine.conversation_id
          WHERE mine.user_id = ?1 AND other.user_id != ?1",
-    )?;
-    let rows = stmt.query_map([user], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        args![user],
+        |r| r.get(0),
+    )
 }

@@ -1,7 +1,7 @@
 //! Messages: sending (with client_id idempotency), editing, deleting, history pages, and the
 //! catch-up reads that let a socket recover what it missed.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::db::{args, Arg, Db, Row};
 
 use super::members::{absent_or_forbidden, is_member, role_of};
 use super::{blocks, extras, groups, sqlite::NOW, written, Pending, Store, Written};
@@ -125,9 +125,10 @@ impl Store {
             let Some(profile) = super::users::profile(c, user)? else {
                 return Ok(None);
             };
-            let newest = c.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
-                r.get(0)
-            })?;
+            let newest =
+                c.query_row("SELECT coalesce(max(id), 0) FROM messages", args![], |r| {
+                    r.get(0)
+                })?;
             let (group_ids, roles) = super::members::roles_of(c, user)?.into_iter().unzip();
             Ok(Some(SocketStart {
                 username: profile.username,
@@ -146,7 +147,7 @@ impl Store {
                 "{SELECT} JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = ?1
                  WHERE m.id > ?2 ORDER BY m.id ASC LIMIT ?3"
             );
-            load(c, &sql, params![user, after, limit])
+            load(c, &sql, args![user, after, limit])
         })
         .await
     }
@@ -167,27 +168,21 @@ impl Store {
             let sql = format!(
                 "{SELECT} WHERE m.conversation_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3"
             );
-            Ok(Some(load(c, &sql, params![group, after, limit])?))
+            Ok(Some(load(c, &sql, args![group, after, limit])?))
         })
         .await
     }
 }
 
 /// The messages `sql` (a `SELECT …` query) finds, with everything they carry.
-pub(super) fn load(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> Result<Vec<Message>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(params, message_row)?;
-    let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+pub(super) fn load(conn: &Db, sql: &str, args: &[&dyn Arg]) -> Result<Vec<Message>> {
+    let mut messages = conn.query_map(sql, args, message_row)?;
     extras::fill(conn, &mut messages)?;
     Ok(messages)
 }
 
-fn message_row(r: &Row) -> rusqlite::Result<Message> {
-    let reply_to = match r.get::<_, Option<MessageId>>(9)? {
+fn message_row(r: &Row) -> Result<Message> {
+    let reply_to = match r.get::<Option<MessageId>>(9)? {
         None => None,
         Some(_) => Some(quote_row(r, 9)?),
     };
@@ -210,22 +205,22 @@ fn message_row(r: &Row) -> rusqlite::Result<Message> {
 
 /// The quote of the answered message from its columns at `start`: id, sender id, sender's
 /// username, content, deleted (all null when it is gone).
-pub(super) fn quote_row(r: &Row, start: usize) -> rusqlite::Result<ReplyQuote> {
+pub(super) fn quote_row(r: &Row, start: usize) -> Result<ReplyQuote> {
     Ok(ReplyQuote::new(
         r.get(start)?,
         r.get(start + 1)?,
         r.get(start + 2)?,
-        r.get::<_, Option<String>>(start + 3)?.as_deref(),
+        r.get::<Option<String>>(start + 3)?.as_deref(),
         r.get(start + 4)?,
     ))
 }
 
-pub(super) fn by_id(conn: &Connection, id: MessageId) -> Result<Option<Message>> {
+pub(super) fn by_id(conn: &Db, id: MessageId) -> Result<Option<Message>> {
     let sql = format!("{SELECT} WHERE m.id = ?1");
-    Ok(load(conn, &sql, [id])?.pop())
+    Ok(load(conn, &sql, args![id])?.pop())
 }
 
-fn send(conn: &Connection, group: GroupId, sender: UserId, draft: &Draft) -> Result<Written<Sent>> {
+fn send(conn: &Db, group: GroupId, sender: UserId, draft: &Draft) -> Result<Written<Sent>> {
     let Some(username) = may_post(conn, group, sender)? else {
         return Err(absent_or_forbidden(conn, group)?);
     };
@@ -237,7 +232,7 @@ fn send(conn: &Connection, group: GroupId, sender: UserId, draft: &Draft) -> Res
         let sql = format!(
             "{SELECT} WHERE m.conversation_id = ?1 AND m.sender_id = ?2 AND m.client_id = ?3"
         );
-        if let Some(earlier) = load(conn, &sql, params![group, sender, client_id])?.pop() {
+        if let Some(earlier) = load(conn, &sql, args![group, sender, client_id])?.pop() {
             return Ok(written(Sent::Repeat(earlier), Vec::new()));
         }
     }
@@ -246,15 +241,12 @@ fn send(conn: &Connection, group: GroupId, sender: UserId, draft: &Draft) -> Res
         None => None,
     };
     let content = draft.content.as_str();
-    let (id, timestamp): (MessageId, String) = conn
-        .prepare_cached(
-            "INSERT INTO messages (conversation_id, sender_id, content, client_id, reply_to)
+    let (id, timestamp): (MessageId, String) = conn.query_row(
+        "INSERT INTO messages (conversation_id, sender_id, content, client_id, reply_to)
              VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id, created_at",
-        )?
-        .query_row(
-            params![group, sender, content, client_id, draft.reply_to],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        args![group, sender, content, client_id, draft.reply_to],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let attachments = extras::attach(conn, id, sender, &draft.attachments)?;
     let mentions = extras::set_mentions(conn, id, group, sender, content, false)?;
     let message = Message {
@@ -282,19 +274,18 @@ fn send(conn: &Connection, group: GroupId, sender: UserId, draft: &Draft) -> Res
 /// The sender's username if they may post in `group` (`None` when not a member): members of
 /// an announcement group may not, nor may a muted member until their mute ends. Edits follow
 /// the same rule, so neither can be got round by rewriting an old message.
-fn may_post(conn: &Connection, group: GroupId, sender: UserId) -> Result<Option<String>> {
-    let found: Option<(String, Role, Option<String>, Posting)> = conn
-        .prepare_cached(&format!(
+fn may_post(conn: &Db, group: GroupId, sender: UserId) -> Result<Option<String>> {
+    let found: Option<(String, Role, Option<String>, Posting)> = conn.query_opt(
+        &format!(
             "SELECT u.username, m.role,
                     CASE WHEN m.muted_until > {NOW} THEN m.muted_until END, c.posting
              FROM members m JOIN users u ON u.id = m.user_id
                             JOIN conversations c ON c.id = m.conversation_id
              WHERE m.conversation_id = ?1 AND m.user_id = ?2"
-        ))?
-        .query_row(params![group, sender], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .optional()?;
+        ),
+        args![group, sender],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     let Some((username, role, muted_until, posting)) = found else {
         return Ok(None);
     };
@@ -315,12 +306,7 @@ fn may_post(conn: &Connection, group: GroupId, sender: UserId) -> Result<Option<
 
 /// A page of history in ascending id order, and whether more lie beyond it in the direction
 /// the page was read (older for none/`before`, newer for `after`).
-fn history(
-    conn: &Connection,
-    group: GroupId,
-    user: UserId,
-    page: Page,
-) -> Result<(Vec<Message>, bool)> {
+fn history(conn: &Db, group: GroupId, user: UserId, page: Page) -> Result<(Vec<Message>, bool)> {
     role_of(conn, group, user)?;
     let fetch = i64::from(page.limit) + 1;
     let before = page.before.map_or(i64::MAX, |m| m.0);
@@ -329,12 +315,12 @@ fn history(
             "{SELECT} WHERE m.conversation_id = ?1 AND m.id > ?2 AND m.id < ?3
              ORDER BY m.id ASC LIMIT ?4"
         );
-        load(conn, &sql, params![group, after, before, fetch])?
+        load(conn, &sql, args![group, after, before, fetch])?
     } else {
         let sql = format!(
             "{SELECT} WHERE m.conversation_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
         );
-        let mut newest_first = load(conn, &sql, params![group, before, fetch])?;
+        let mut newest_first = load(conn, &sql, args![group, before, fetch])?;
         newest_first.reverse();
         newest_first
     };
@@ -351,27 +337,18 @@ fn history(
 
 /// The message and the caller's role in its conversation: not found when there is no such
 /// message, forbidden when the caller is not in its conversation.
-pub(super) fn for_member(
-    conn: &Connection,
-    id: MessageId,
-    user: UserId,
-) -> Result<(Message, Role, Kind)> {
+pub(super) fn for_member(conn: &Db, id: MessageId, user: UserId) -> Result<(Message, Role, Kind)> {
     let message = by_id(conn, id)?.ok_or_else(|| Error::not_found("no such message"))?;
     let role = role_of(conn, message.group_id, user)?;
     let kind: Kind = conn.query_row(
         "SELECT kind FROM conversations WHERE id = ?1",
-        [message.group_id],
+        args![message.group_id],
         |r| r.get(0),
     )?;
     Ok((message, role, kind))
 }
 
-fn edit(
-    conn: &Connection,
-    id: MessageId,
-    user: UserId,
-    content: &Content,
-) -> Result<Written<Message>> {
+fn edit(conn: &Db, id: MessageId, user: UserId, content: &Content) -> Result<Written<Message>> {
     let (message, _, _) = for_member(conn, id, user)?;
     if message.sender_id != Some(user) {
         return Err(Error::forbidden("only the sender can edit a message"));
@@ -386,7 +363,7 @@ fn edit(
     }
     conn.execute(
         &format!("UPDATE messages SET content = ?2, edited_at = {NOW} WHERE id = ?1"),
-        params![id, content.as_str()],
+        args![id, content.as_str()],
     )?;
     extras::set_mentions(conn, id, message.group_id, user, content.as_str(), true)?;
     let edited = by_id(conn, id)?.ok_or_else(|| Error::not_found("no such message"))?;
@@ -401,7 +378,7 @@ fn edit(
     Ok(written(edited, vec![Outbound::Group(group, event)]))
 }
 
-fn delete(conn: &Connection, id: MessageId, user: UserId) -> Result<Written<()>> {
+fn delete(conn: &Db, id: MessageId, user: UserId) -> Result<Written<()>> {
     let (message, role, kind) = for_member(conn, id, user)?;
     let moderates = kind == Kind::Group && role.manages();
     if message.sender_id != Some(user) && !moderates {
@@ -414,7 +391,7 @@ fn delete(conn: &Connection, id: MessageId, user: UserId) -> Result<Written<()>>
     }
     conn.execute(
         "UPDATE messages SET content = '', deleted = 1 WHERE id = ?1",
-        [id],
+        args![id],
     )?;
     extras::clear(conn, id)?;
     let event = Event::new(ServerFrame::MessageDeleted {

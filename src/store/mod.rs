@@ -2,17 +2,20 @@
 //! family adds its own). Reads run on the blocking pool with a pooled connection; every write goes
 //! through the single writer (see `writer`), which batches concurrent writes into one
 //! transaction and publishes their events to the hub after the commit. Callers never see a
-//! connection: a second backend can stand behind the same operations.
+//! connection. Every operation is written once against `db::Db`, which runs it on SQLite (the
+//! default, `sqlite.rs`) or PostgreSQL (`postgres.rs`).
 
 mod admin;
 mod attachments;
 mod blocks;
 mod classroom;
+pub(crate) mod db;
 mod extras;
 mod files;
 mod groups;
 mod members;
 mod messages;
+mod postgres;
 mod search;
 mod seed;
 mod settings;
@@ -30,10 +33,10 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
 use tokio::sync::oneshot;
 
-use crate::config::SyncMode;
+use crate::config::{Database, SyncMode};
 use crate::error::{Error, Result};
 use crate::hub::{Hub, Outbound};
 use crate::metrics::Metrics;
@@ -41,6 +44,7 @@ use crate::metrics::Metrics;
 pub(crate) use admin::Admin;
 pub(crate) use attachments::{ChunkReader, Finished, Thumbnail, CHUNK};
 pub(crate) use classroom::NewAccount;
+pub(crate) use db::{Backend, Db};
 pub(crate) use files::{create_private as create_private_file, DbLock};
 pub(crate) use groups::Activity;
 pub(crate) use messages::{Draft, Page, Sent};
@@ -120,12 +124,20 @@ impl Caps {
 
 #[derive(Clone)]
 pub(crate) struct Store {
-    /// The read connections; `None` once the store is closed.
-    pool: Arc<RwLock<Option<ReadPool>>>,
+    engine: Arc<Engine>,
     writer: Arc<writer::Writer>,
     metrics: Arc<Metrics>,
     caps: Caps,
-    file: Arc<DbFile>,
+}
+
+/// The backend's own part of the store: where reads get a connection.
+enum Engine {
+    Lite {
+        /// The read connections; `None` once the store is closed.
+        pool: RwLock<Option<ReadPool>>,
+        file: DbFile,
+    },
+    Pg(postgres::Pg),
 }
 
 /// The database file the store opened, to notice it being deleted or replaced.
@@ -136,74 +148,83 @@ struct DbFile {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database, and starts the writer.
+    /// Opens (creating a SQLite file if needed) and migrates the database, and starts the
+    /// writer. Runs on a blocking thread of the runtime.
     pub fn open(
-        path: &Path,
+        db: &Database,
         sync: SyncMode,
         caps: Caps,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
     ) -> Result<Store> {
-        let mut conn = sqlite::open_connection(path, sync)?;
-        files::make_private(path);
-        sqlite::migrate(&mut conn)?;
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(move |c| sqlite::configure(c, sync));
-        let pool = r2d2::Pool::builder()
-            .max_size(READ_POOL as u32)
-            .min_idle(Some(2))
-            .build(manager)
-            .map_err(|e| {
-                Error::unavailable(format!("cannot open database {}: {e}", path.display()))
-            })?;
-        let writer = writer::Writer::start(conn, hub, Arc::clone(&metrics))?;
-        let file = DbFile {
-            path: path.to_path_buf(),
-            identity: files::identity(path),
-            gone: AtomicBool::new(false),
+        let (engine, conn) = match db {
+            Database::File(path) => open_sqlite(path, sync)?,
+            Database::Postgres(url) => {
+                let (pg, conn) = postgres::Pg::open(url)?;
+                (Engine::Pg(pg), db::Conn::Pg(conn))
+            }
         };
+        let writer = writer::Writer::start(conn, hub, Arc::clone(&metrics))?;
         Ok(Store {
-            pool: Arc::new(RwLock::new(Some(pool))),
+            engine: Arc::new(engine),
             writer: Arc::new(writer),
             metrics,
             caps,
-            file: Arc::new(file),
         })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match *self.engine {
+            Engine::Lite { .. } => Backend::Sqlite,
+            Engine::Pg(_) => Backend::Postgres,
+        }
     }
 
     /// Runs `f` on a pooled connection on the blocking pool.
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
     {
-        let pool = self
-            .pool
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| Error::unavailable("the server is stopping"))?;
         let metrics = Arc::clone(&self.metrics);
-        tokio::task::spawn_blocking(move || {
-            let waiting = Instant::now();
-            let conn = pool.get()?;
-            metrics
-                .pool_wait_seconds
-                .observe(waiting.elapsed().as_secs_f64());
-            f(&conn)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("read task failed: {e}")))?
+        let waiting = Instant::now();
+        let task = match &*self.engine {
+            Engine::Lite { pool, .. } => {
+                let pool = pool
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+                    .ok_or_else(|| Error::unavailable("the server is stopping"))?;
+                tokio::task::spawn_blocking(move || {
+                    let conn = pool.get()?;
+                    metrics
+                        .pool_wait_seconds
+                        .observe(waiting.elapsed().as_secs_f64());
+                    f(&Db::Lite(&conn))
+                })
+            }
+            Engine::Pg(pg) => {
+                let (pool, rt) = pg.pool();
+                tokio::task::spawn_blocking(move || {
+                    let conn = db::PgConn::from_pool(&pool, rt)?;
+                    metrics
+                        .pool_wait_seconds
+                        .observe(waiting.elapsed().as_secs_f64());
+                    f(&Db::Pg(&conn))
+                })
+            }
+        };
+        task.await
+            .map_err(|e| Error::internal(format!("read task failed: {e}")))?
     }
 
     /// Queues `f` for the writer's next transaction.
     fn write<T, F>(&self, f: F) -> Pending<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<Written<T>> + Send + 'static,
+        F: FnOnce(&Db) -> Result<Written<T>> + Send + 'static,
     {
-        if self.file.gone.load(Ordering::Relaxed) {
+        if self.file_gone() {
             return Pending::refused(Error::unavailable(
                 "the database file was removed or replaced; the server must be restarted",
             ));
@@ -215,20 +236,34 @@ impl Store {
         }
     }
 
+    fn file_gone(&self) -> bool {
+        match &*self.engine {
+            Engine::Lite { file, .. } => file.gone.load(Ordering::Relaxed),
+            Engine::Pg(_) => false,
+        }
+    }
+
     /// Closes the database for a clean stop: the writes queued so far are committed, the WAL is
     /// folded into the database file, and every connection is closed, so that the last one to
     /// close removes the `-wal` and `-shm` and the file alone holds everything. Reads already
     /// running finish on their connection; later reads and writes answer 503.
     pub async fn close(&self) {
-        drop(self.pool.write().unwrap_or_else(|e| e.into_inner()).take());
+        if let Engine::Lite { pool, .. } = &*self.engine {
+            drop(pool.write().unwrap_or_else(|e| e.into_inner()).take());
+        }
         self.writer.stop().await;
     }
 
     /// True when the database answers a query and is still the file the server opened.
     pub async fn healthy(&self) -> bool {
-        !self.file.gone.load(Ordering::Relaxed)
+        let lock_held = match &*self.engine {
+            Engine::Pg(pg) => pg.holds_lock(),
+            Engine::Lite { .. } => true,
+        };
+        lock_held
+            && !self.file_gone()
             && self
-                .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+                .read(|c| c.query_row("SELECT 1", db::args![], |r| r.get::<i64>(0)))
                 .await
                 .is_ok()
     }
@@ -236,16 +271,44 @@ impl Store {
     /// Notices the database file deleted or replaced under the server (another file at its
     /// path): from then on `/healthz` and every write answer 503. Called about once a second.
     pub fn check_file(&self) {
-        if self.file.gone.load(Ordering::Relaxed) {
+        let Engine::Lite { file, .. } = &*self.engine else {
+            return;
+        };
+        if file.gone.load(Ordering::Relaxed) {
             return;
         }
-        let now = files::identity(&self.file.path);
-        if now.is_none() || now != self.file.identity {
-            self.file.gone.store(true, Ordering::Relaxed);
+        let now = files::identity(&file.path);
+        if now.is_none() || now != file.identity {
+            file.gone.store(true, Ordering::Relaxed);
             tracing::error!(
-                db = %self.file.path.display(),
+                db = %file.path.display(),
                 "the database file was deleted or replaced; writes are refused until a restart"
             );
         }
     }
+}
+
+/// A SQLite file's read pool and the writer's connection.
+fn open_sqlite(path: &Path, sync: SyncMode) -> Result<(Engine, db::Conn)> {
+    let mut conn = sqlite::open_connection(path, sync)?;
+    files::make_private(path);
+    sqlite::migrate(&mut conn)?;
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_init(move |c| sqlite::configure(c, sync));
+    let pool = r2d2::Pool::builder()
+        .max_size(READ_POOL as u32)
+        .min_idle(Some(2))
+        .build(manager)
+        .map_err(|e| Error::unavailable(format!("cannot open database {}: {e}", path.display())))?;
+    let file = DbFile {
+        path: path.to_path_buf(),
+        identity: files::identity(path),
+        gone: AtomicBool::new(false),
+    };
+    let engine = Engine::Lite {
+        pool: RwLock::new(Some(pool)),
+        file,
+    };
+    Ok((engine, db::Conn::Lite(conn)))
 }

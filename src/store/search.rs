@@ -1,13 +1,15 @@
-//! Full-text search (SQLite FTS5) over the caller's own conversations, each query within a
-//! time budget: SQLite's progress handler stops it once the budget is spent.
+//! Full-text search over the caller's own conversations, each query within a time budget:
+//! SQLite's FTS5, stopped by its progress handler once the budget is spent, or PostgreSQL's
+//! `tsvector` index, stopped by `statement_timeout`. Both find every typed word, the last one
+//! also as a prefix, with the words taken as plain text.
 
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection};
+use super::db::{args, Db};
 
 use super::members::role_of;
 use super::messages::{load, SELECT};
-use super::Store;
+use super::{Backend, Store};
 use crate::error::Result;
 use crate::model::{GroupId, Message, UserId};
 
@@ -25,21 +27,30 @@ impl Store {
         limit: u32,
         budget: Duration,
     ) -> Result<Vec<Message>> {
-        self.read(move |c| {
-            let deadline = Instant::now() + budget;
-            c.progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() > deadline))?;
-            let found = search(c, user, &query, group, limit);
-            c.progress_handler(STEPS_PER_CHECK, None::<fn() -> bool>)?;
-            // A large query can leave the connection's page cache grown; give it back.
-            let _ = c.execute_batch("PRAGMA shrink_memory");
-            found
+        self.read(move |c| match c.lite() {
+            Some(lite) => {
+                let deadline = Instant::now() + budget;
+                lite.progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() > deadline))?;
+                let found = search(c, user, &query, group, limit);
+                lite.progress_handler(STEPS_PER_CHECK, None::<fn() -> bool>)?;
+                // A large query can leave the connection's page cache grown; give it back.
+                let _ = lite.execute_batch("PRAGMA shrink_memory");
+                found
+            }
+            None => {
+                let ms = budget.as_millis().max(1);
+                c.execute_batch(&format!("SET statement_timeout = {ms}"))?;
+                let found = search(c, user, &query, group, limit);
+                c.execute_batch("RESET statement_timeout")?;
+                found
+            }
         })
         .await
     }
 }
 
 fn search(
-    c: &Connection,
+    c: &Db,
     user: UserId,
     query: &str,
     group: Option<GroupId>,
@@ -49,62 +60,89 @@ fn search(
         role_of(c, group, user)?;
     }
     // Only the caller's own conversations are searched: a user in none costs nothing.
-    let member: bool = c
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM members WHERE user_id = ?1)")?
-        .query_row([user], |r| r.get(0))?;
-    let Some(fts) = fts_query(query).filter(|_| member) else {
+    let member: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM members WHERE user_id = ?1)",
+        args![user],
+        |r| r.get(0),
+    )?;
+    let words = words(query);
+    if words.is_empty() || !member {
         return Ok(Vec::new());
+    }
+    let (matching, text) = match c.backend() {
+        Backend::Sqlite => (
+            "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?2)",
+            fts_query(&words),
+        ),
+        Backend::Postgres => ("m.search @@ CAST(?2 AS tsquery)", tsquery(&words)),
     };
     let sql = format!(
         "{SELECT}
                  JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = ?1
-                 WHERE m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?2)
-                   AND m.deleted = 0 AND (?3 IS NULL OR m.conversation_id = ?3)
+                 WHERE {matching}
+                   AND m.deleted = 0 AND (CAST(?3 AS BIGINT) IS NULL OR m.conversation_id = ?3)
                  ORDER BY m.id DESC LIMIT ?4"
     );
-    load(c, &sql, params![user, fts, group, limit])
+    load(c, &sql, args![user, text, group, limit])
 }
 
-/// Turns what a person typed into an FTS5 query: every word must appear, the last one also as
-/// a prefix. Each word is quoted, so FTS5 operators and punctuation in the input are just text.
-fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
+/// The words typed, lower-cased as both indexes store them.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{w}\""))
-        .collect();
-    let last = words.len().checked_sub(1)?;
-    Some(
-        words
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                if i == last {
-                    format!("{w}*")
-                } else {
-                    w.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// An FTS5 query: every word must appear, the last one also as a prefix. Each word is quoted,
+/// so FTS5 operators and punctuation in the input are just text.
+fn fts_query(words: &[String]) -> String {
+    let last = words.len().saturating_sub(1);
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == last {
+                format!("\"{w}\"*")
+            } else {
+                format!("\"{w}\"")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The same as a PostgreSQL `tsquery` (in the `simple` configuration the index uses):
+/// `'hello' & 'wor':*`. Words hold only letters and digits, so quoting them is enough.
+fn tsquery(words: &[String]) -> String {
+    let last = words.len().saturating_sub(1);
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == last {
+                format!("'{w}':*")
+            } else {
+                format!("'{w}'")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" & ")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fts_query;
+    use super::{fts_query, tsquery, words};
 
     #[test]
-    fn typed_text_becomes_a_safe_fts_query() {
+    fn typed_text_becomes_a_safe_query() {
+        assert_eq!(fts_query(&words("hello wor")), "\"hello\" \"wor\"*");
         assert_eq!(
-            fts_query("hello wor").as_deref(),
-            Some("\"hello\" \"wor\"*")
+            fts_query(&words("a\"b OR (c*) NOT:d")),
+            "\"a\" \"b\" \"or\" \"c\" \"not\" \"d\"*"
         );
-        assert_eq!(
-            fts_query("a\"b OR (c*) NOT:d").as_deref(),
-            Some("\"a\" \"b\" \"OR\" \"c\" \"NOT\" \"d\"*")
-        );
-        assert_eq!(fts_query(" -*- ").as_deref(), None);
-        assert_eq!(fts_query("café").as_deref(), Some("\"café\"*"));
+        assert!(words(" -*- ").is_empty());
+        assert_eq!(fts_query(&words("Café")), "\"café\"*");
+        assert_eq!(tsquery(&words("it's a wor")), "'it' & 's' & 'a' & 'wor':*");
     }
 }

@@ -1,7 +1,7 @@
 //! The default users and groups, from `seed/default.toml` (embedded) or a file like it.
 //! Seeding creates what is missing and never overwrites a row.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{args, Db};
 use serde::Deserialize;
 
 use super::{groups, settings, users, written, Caps, Pending, Store};
@@ -144,22 +144,20 @@ pub(crate) struct Report {
 }
 
 /// Whether this database was ever seeded (then the server never seeds it again).
-fn already_seeded(conn: &Connection) -> Result<bool> {
+fn already_seeded(conn: &Db) -> Result<bool> {
     Ok(settings::get(conn, SEEDED_KEY)?.is_some())
 }
 
 /// Creates the seed's missing users, groups and memberships, in the caller's transaction.
-pub(super) fn apply(conn: &Connection, seed: &SeedFile, hash: &Hasher) -> Result<Report> {
+pub(super) fn apply(conn: &Db, seed: &SeedFile, hash: &Hasher) -> Result<Report> {
     let mut report = Report::default();
     let mut missing = Vec::new();
     for u in &seed.users {
-        let taken: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM users WHERE username = ?1 OR email = ?2",
-                params![u.username.as_str(), u.email.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let taken: Option<i64> = conn.query_opt(
+            "SELECT 1 FROM users WHERE username = ?1 OR email = ?2",
+            args![u.username.as_str(), u.email.as_str()],
+            |r| r.get(0),
+        )?;
         if taken.is_none() {
             missing.push(u);
         }
@@ -191,7 +189,7 @@ pub(super) fn apply(conn: &Connection, seed: &SeedFile, hash: &Hasher) -> Result
 
 /// Creates the group if no group has its name, and adds its missing members; returns how many
 /// memberships were added (the owner's not counted).
-fn seed_group(conn: &Connection, g: &SeedGroup, created: &mut Vec<String>) -> Result<usize> {
+fn seed_group(conn: &Db, g: &SeedGroup, created: &mut Vec<String>) -> Result<usize> {
     let user_id = |name: &str| -> Result<UserId> {
         users::by_username(conn, name)?
             .map(|p| p.id)
@@ -203,13 +201,11 @@ fn seed_group(conn: &Connection, g: &SeedGroup, created: &mut Vec<String>) -> Re
             })
     };
     let owner = user_id(&g.owner)?;
-    let existing: Option<GroupId> = conn
-        .query_row(
-            "SELECT id FROM conversations WHERE kind = 'group' AND name = ?1 ORDER BY id",
-            [g.name.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let existing: Option<GroupId> = conn.query_opt(
+        "SELECT id FROM conversations WHERE kind = 'group' AND name = ?1 ORDER BY id",
+        args![g.name.as_str()],
+        |r| r.get(0),
+    )?;
     let group = match existing {
         Some(id) => id,
         None => {
@@ -225,7 +221,7 @@ fn seed_group(conn: &Connection, g: &SeedGroup, created: &mut Vec<String>) -> Re
         added += conn.execute(
             "INSERT INTO members (conversation_id, user_id, role) VALUES (?1, ?2, 'member')
              ON CONFLICT DO NOTHING",
-            params![group, member],
+            args![group, member],
         )?;
     }
     Ok(added)

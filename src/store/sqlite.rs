@@ -1,18 +1,16 @@
 //! SQLite itself: opening a connection with our pragmas, the embedded migrations, how SQLite's
-//! errors read as domain errors, and how our types are stored.
+//! errors read as domain errors, and how our types are stored (see `db`).
 
 use std::path::Path;
 
 use rusqlite::functions::FunctionFlags;
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
-use crate::model::{AttachmentId, GroupId, Kind, MessageId, Posting, Role, UserId};
 
 mod embedded {
-    refinery::embed_migrations!("migrations");
+    refinery::embed_migrations!("migrations/sqlite");
 }
 
 /// Opens a connection with the pragmas every connection of ours uses. A database that does not
@@ -105,47 +103,5 @@ impl From<r2d2::Error> for Error {
     fn from(err: r2d2::Error) -> Self {
         tracing::warn!(error = %err, "database pool");
         Error::unavailable("the database is unavailable")
-    }
-}
-
-macro_rules! sql_id {
-    ($name:ident) => {
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                self.0.to_sql()
-            }
-        }
-
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                i64::column_result(value).map($name)
-            }
-        }
-    };
-}
-
-sql_id!(UserId);
-sql_id!(GroupId);
-sql_id!(MessageId);
-sql_id!(AttachmentId);
-
-impl FromSql for Role {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Role::parse(s).ok_or_else(|| FromSqlError::Other(s.into()))
-    }
-}
-
-impl FromSql for Posting {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Posting::parse(s).ok_or_else(|| FromSqlError::Other(s.into()))
-    }
-}
-
-impl FromSql for Kind {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Kind::parse(s).ok_or_else(|| FromSqlError::Other(s.into()))
     }
 }

@@ -2,7 +2,7 @@
 //! each refresh rotates the token, and ending the session revokes the family and records it in
 //! `ended_sessions`, so access tokens naming it are refused too.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{args, Db};
 
 use super::{users, written, Pending, Store};
 use crate::error::{Error, Result};
@@ -69,13 +69,11 @@ impl Store {
     /// not theirs. Ending a session that has ended changes nothing.
     pub fn end_session(&self, user: UserId, hash: Vec<u8>, now: i64) -> Pending<Option<String>> {
         self.write(move |c| {
-            let family: Option<String> = c
-                .query_row(
-                    "SELECT family FROM refresh_tokens WHERE token_hash = ?1 AND user_id = ?2",
-                    params![hash, user],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let family: Option<String> = c.query_opt(
+                "SELECT family FROM refresh_tokens WHERE token_hash = ?1 AND user_id = ?2",
+                args![hash, user],
+                |r| r.get(0),
+            )?;
             if let Some(family) = &family {
                 end(c, user, family, now)?;
             }
@@ -90,22 +88,22 @@ impl Store {
         self.write(move |c| {
             let tokens = c.execute(
                 "DELETE FROM refresh_tokens WHERE expires_at < ?1",
-                [now - 86_400],
+                args![now - 86_400],
             )?;
             let sessions = c.execute(
                 "DELETE FROM ended_sessions WHERE ended_at < ?1",
-                [ended_before],
+                args![ended_before],
             )?;
             Ok(written(tokens + sessions, Vec::new()))
         })
     }
 }
 
-fn started(conn: &Connection, user: UserId, family: String) -> Result<Started> {
+fn started(conn: &Db, user: UserId, family: String) -> Result<Started> {
     let profile = users::profile(conn, user)?.ok_or_else(Error::account_gone)?;
     let epoch = conn.query_row(
         "SELECT session_epoch FROM users WHERE id = ?1",
-        [user],
+        args![user],
         |r| r.get(0),
     )?;
     Ok(Started {
@@ -115,25 +113,25 @@ fn started(conn: &Connection, user: UserId, family: String) -> Result<Started> {
     })
 }
 
-fn insert(conn: &Connection, user: UserId, token: &NewRefresh, family: &str) -> Result<()> {
+fn insert(conn: &Db, user: UserId, token: &NewRefresh, family: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO refresh_tokens (user_id, token_hash, family, expires_at)
          VALUES (?1, ?2, ?3, ?4)",
-        params![user, token.hash, family, token.expires_at],
+        args![user, token.hash, family, token.expires_at],
     )?;
     Ok(())
 }
 
 /// Revokes a session's refresh tokens and records it as ended.
-fn end(conn: &Connection, user: UserId, family: &str, now: i64) -> Result<()> {
+fn end(conn: &Db, user: UserId, family: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1",
-        [family],
+        args![family],
     )?;
     conn.execute(
         "INSERT INTO ended_sessions (family, user_id, ended_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (family) DO NOTHING",
-        params![family, user, now],
+        args![family, user, now],
     )?;
     Ok(())
 }
@@ -151,15 +149,13 @@ enum Presented {
     Invalid,
 }
 
-fn present(conn: &Connection, token_hash: &[u8], now: i64) -> Result<Presented> {
-    let row: Option<(i64, UserId, String, i64, bool)> = conn
-        .query_row(
-            "SELECT id, user_id, family, expires_at, revoked FROM refresh_tokens
+fn present(conn: &Db, token_hash: &[u8], now: i64) -> Result<Presented> {
+    let row: Option<(i64, UserId, String, i64, bool)> = conn.query_opt(
+        "SELECT id, user_id, family, expires_at, revoked FROM refresh_tokens
              WHERE token_hash = ?1",
-            [token_hash],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()?;
+        args![token_hash],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
     let Some((id, user, family, expires_at, revoked)) = row else {
         return Ok(Presented::Invalid);
     };
@@ -169,22 +165,26 @@ fn present(conn: &Connection, token_hash: &[u8], now: i64) -> Result<Presented> 
     if expires_at <= now {
         return Ok(Presented::Invalid);
     }
-    conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE id = ?1", [id])?;
+    conn.execute(
+        "UPDATE refresh_tokens SET revoked = 1 WHERE id = ?1",
+        args![id],
+    )?;
     Ok(Presented::Live { user, family })
 }
 
-pub(super) fn revoke_all(conn: &Connection, user: UserId) -> Result<()> {
+pub(super) fn revoke_all(conn: &Db, user: UserId) -> Result<()> {
     conn.execute(
         "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1 AND revoked = 0",
-        [user],
+        args![user],
     )?;
     Ok(())
 }
 
 /// Sessions ended after `after` (Unix seconds), with when.
-pub(super) fn ended_since(conn: &Connection, after: i64) -> Result<Vec<(String, i64)>> {
-    let mut stmt =
-        conn.prepare("SELECT family, ended_at FROM ended_sessions WHERE ended_at >= ?1")?;
-    let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub(super) fn ended_since(conn: &Db, after: i64) -> Result<Vec<(String, i64)>> {
+    conn.query_map(
+        "SELECT family, ended_at FROM ended_sessions WHERE ended_at >= ?1",
+        args![after],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }

@@ -1,6 +1,6 @@
 //! Users: accounts, profiles and password hashes.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::db::{args, Db, Row};
 
 use super::{members, sqlite::NOW, tokens, written, Pending, Store};
 use crate::error::{Error, Result};
@@ -53,11 +53,10 @@ impl Store {
 
     pub async fn password_hash(&self, id: UserId) -> Result<Option<String>> {
         self.read(move |c| {
-            Ok(
-                c.query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?,
+            c.query_opt(
+                "SELECT password_hash FROM users WHERE id = ?1",
+                args![id],
+                |r| r.get(0),
             )
         })
         .await
@@ -66,11 +65,10 @@ impl Store {
     /// The user's session epoch; `None` when there is no such user.
     pub async fn session_epoch(&self, id: UserId) -> Result<Option<i64>> {
         self.read(move |c| {
-            Ok(
-                c.query_row("SELECT session_epoch FROM users WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?,
+            c.query_opt(
+                "SELECT session_epoch FROM users WHERE id = ?1",
+                args![id],
+                |r| r.get(0),
             )
         })
         .await
@@ -90,9 +88,7 @@ impl Store {
                  WHERE instr(casefold(username), ?1) > 0 OR instr(casefold(display_name), ?1) > 0
                  ORDER BY username COLLATE NOCASE LIMIT ?2 OFFSET ?3"
             );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![query.to_lowercase(), limit, offset], public_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            c.query_map(&sql, args![query.to_lowercase(), limit, offset], public_row)
         })
         .await
     }
@@ -146,7 +142,7 @@ impl Store {
         self.write(move |c| {
             c.execute(
                 "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
-                params![id, old, new],
+                args![id, old, new],
             )?;
             Ok(written((), Vec::new()))
         })
@@ -156,15 +152,11 @@ impl Store {
     /// and that time.
     pub fn went_offline(&self, id: UserId) -> Pending<(Vec<UserId>, Option<String>)> {
         self.write(move |c| {
-            let last_seen: Option<String> = c
-                .query_row(
-                    &format!(
-                        "UPDATE users SET last_seen = {NOW} WHERE id = ?1 RETURNING last_seen"
-                    ),
-                    [id],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let last_seen: Option<String> = c.query_opt(
+                &format!("UPDATE users SET last_seen = {NOW} WHERE id = ?1 RETURNING last_seen"),
+                args![id],
+                |r| r.get(0),
+            )?;
             Ok(written(
                 (members::contacts_of(c, id)?, last_seen),
                 Vec::new(),
@@ -182,7 +174,7 @@ impl Store {
     }
 }
 
-fn profile_row(r: &Row) -> rusqlite::Result<Profile> {
+fn profile_row(r: &Row) -> Result<Profile> {
     Ok(Profile {
         id: r.get(0)?,
         username: r.get(1)?,
@@ -194,7 +186,7 @@ fn profile_row(r: &Row) -> rusqlite::Result<Profile> {
     })
 }
 
-fn public_row(r: &Row) -> rusqlite::Result<PublicUser> {
+fn public_row(r: &Row) -> Result<PublicUser> {
     Ok(PublicUser {
         id: r.get(0)?,
         username: r.get(1)?,
@@ -208,24 +200,18 @@ fn public_row(r: &Row) -> rusqlite::Result<PublicUser> {
 }
 
 /// Which of the two, "username" or "email", another account already has (case-insensitively).
-pub(super) fn taken(
-    conn: &Connection,
-    username: &Username,
-    email: &Email,
-) -> Result<Option<&'static str>> {
-    let username_taken: Option<bool> = conn
-        .query_row(
-            "SELECT username = ?1 FROM users WHERE username = ?1 OR email = ?2
+pub(super) fn taken(conn: &Db, username: &Username, email: &Email) -> Result<Option<&'static str>> {
+    let username_taken: Option<bool> = conn.query_opt(
+        "SELECT username = ?1 FROM users WHERE username = ?1 OR email = ?2
              ORDER BY username = ?1 DESC LIMIT 1",
-            params![username.as_str(), email.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
+        args![username.as_str(), email.as_str()],
+        |r| r.get(0),
+    )?;
     Ok(username_taken.map(|u| if u { "username" } else { "email" }))
 }
 
 pub(super) fn insert(
-    conn: &Connection,
+    conn: &Db,
     username: &Username,
     email: &Email,
     password_hash: &str,
@@ -243,112 +229,105 @@ pub(super) fn insert(
                  ?1, ?2, ?3)
          RETURNING {PROFILE_COLUMNS}"
     );
-    Ok(conn.query_row(
+    conn.query_row(
         &sql,
-        params![username, email, password_hash, HIGHEST_DELETED_KEY],
+        args![username, email, password_hash, HIGHEST_DELETED_KEY],
         profile_row,
-    )?)
+    )
 }
 
-pub(super) fn profile(conn: &Connection, id: UserId) -> Result<Option<Profile>> {
+pub(super) fn profile(conn: &Db, id: UserId) -> Result<Option<Profile>> {
     let sql = format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = ?1");
-    Ok(conn.query_row(&sql, [id], profile_row).optional()?)
+    conn.query_opt(&sql, args![id], profile_row)
 }
 
-pub(super) fn by_username(conn: &Connection, username: &str) -> Result<Option<Profile>> {
+pub(super) fn by_username(conn: &Db, username: &str) -> Result<Option<Profile>> {
     let sql = format!("SELECT {PROFILE_COLUMNS} FROM users WHERE username = ?1");
-    Ok(conn.query_row(&sql, [username], profile_row).optional()?)
+    conn.query_opt(&sql, args![username], profile_row)
 }
 
-pub(super) fn public(conn: &Connection, id: UserId) -> Result<Option<PublicUser>> {
+pub(super) fn public(conn: &Db, id: UserId) -> Result<Option<PublicUser>> {
     let sql = format!("SELECT {PUBLIC_COLUMNS} FROM users WHERE id = ?1");
-    Ok(conn.query_row(&sql, [id], public_row).optional()?)
+    conn.query_opt(&sql, args![id], public_row)
 }
 
-pub(super) fn exists(conn: &Connection, id: UserId) -> Result<bool> {
+pub(super) fn exists(conn: &Db, id: UserId) -> Result<bool> {
     Ok(conn
-        .query_row("SELECT 1 FROM users WHERE id = ?1", [id], |_| Ok(()))
-        .optional()?
+        .query_opt("SELECT 1 FROM users WHERE id = ?1", args![id], |_| Ok(()))?
         .is_some())
 }
 
-fn credentials(conn: &Connection, login: &str) -> Result<Option<(UserId, String)>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, password_hash FROM users WHERE username = ?1 OR email = ?1 LIMIT 1",
-            [login],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?)
+fn credentials(conn: &Db, login: &str) -> Result<Option<(UserId, String)>> {
+    conn.query_opt(
+        "SELECT id, password_hash FROM users WHERE username = ?1 OR email = ?1 LIMIT 1",
+        args![login],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
-pub(super) fn list_all(conn: &Connection) -> Result<Vec<Profile>> {
+pub(super) fn list_all(conn: &Db) -> Result<Vec<Profile>> {
     let sql = format!("SELECT {PROFILE_COLUMNS} FROM users ORDER BY id");
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([], profile_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    conn.query_map(&sql, args![], profile_row)
 }
 
-pub(super) fn set_password(conn: &Connection, id: UserId, hash: &str) -> Result<()> {
+pub(super) fn set_password(conn: &Db, id: UserId, hash: &str) -> Result<()> {
     conn.execute(
         "UPDATE users SET password_hash = ?2 WHERE id = ?1",
-        params![id, hash],
+        args![id, hash],
     )?;
     Ok(())
 }
 
 /// Revokes every refresh token of the user and moves them to a new session epoch, so access
 /// tokens issued before are refused too; returns the new epoch.
-pub(super) fn end_all_sessions(conn: &Connection, id: UserId) -> Result<i64> {
+pub(super) fn end_all_sessions(conn: &Db, id: UserId) -> Result<i64> {
     tokens::revoke_all(conn, id)?;
-    let epoch = conn
-        .query_row(
-            "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?1
+    let epoch = conn.query_opt(
+        "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?1
              RETURNING session_epoch",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?;
+        args![id],
+        |r| r.get(0),
+    )?;
     epoch.ok_or_else(Error::account_gone)
 }
 
 /// Tells a running server (another process) that accounts changed (see `CHANGES_KEY`).
-pub(super) fn count_change(conn: &Connection) -> Result<()> {
+pub(super) fn count_change(conn: &Db) -> Result<()> {
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, '1')
          ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-        [CHANGES_KEY],
+        args![CHANGES_KEY],
     )?;
     Ok(())
 }
 
 /// Deletes an account. Each group it owned passes to its oldest admin, else to its oldest
 /// member; a group left with nobody is deleted.
-pub(super) fn delete(conn: &Connection, id: UserId) -> Result<()> {
+pub(super) fn delete(conn: &Db, id: UserId) -> Result<()> {
     super::groups::hand_over(conn, id)?;
-    conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    conn.execute("DELETE FROM users WHERE id = ?1", args![id])?;
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE
          SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-        params![HIGHEST_DELETED_KEY, id.0.to_string()],
+        args![HIGHEST_DELETED_KEY, id.0.to_string()],
     )?;
     count_change(conn)
 }
 
-fn changes(conn: &Connection) -> Result<i64> {
+fn changes(conn: &Db) -> Result<i64> {
     Ok(super::settings::get(conn, CHANGES_KEY)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
 }
 
-fn epochs(conn: &Connection) -> Result<Vec<(UserId, i64)>> {
-    let mut stmt = conn.prepare("SELECT id, session_epoch FROM users")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+fn epochs(conn: &Db) -> Result<Vec<(UserId, i64)>> {
+    conn.query_map("SELECT id, session_epoch FROM users", args![], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
 }
 
-fn update_profile(conn: &Connection, id: UserId, changes: &ProfileChanges) -> Result<Profile> {
+fn update_profile(conn: &Db, id: UserId, changes: &ProfileChanges) -> Result<Profile> {
     let fields: [(&str, Option<Option<&str>>); 3] = [
         (
             "display_name",
@@ -368,7 +347,7 @@ fn update_profile(conn: &Connection, id: UserId, changes: &ProfileChanges) -> Re
             // `column` comes from the list above, never from the request.
             conn.execute(
                 &format!("UPDATE users SET {column} = ?2 WHERE id = ?1"),
-                params![id, value],
+                args![id, value],
             )?;
         }
     }
@@ -381,8 +360,9 @@ mod tests {
 
     #[test]
     fn a_deleted_users_id_is_never_given_again() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        super::super::sqlite::migrate(&mut conn).unwrap();
+        let mut lite = rusqlite::Connection::open_in_memory().unwrap();
+        super::super::sqlite::migrate(&mut lite).unwrap();
+        let conn = Db::Lite(&lite);
         let user = |name: &str| {
             let username = Username::parse(name).unwrap();
             let email = Email::parse(&format!("{name}@x.y")).unwrap();

@@ -1,7 +1,7 @@
 //! The single writer: SQLite has one writer at a time, so instead of many connections queueing
 //! on its lock, one thread owns the write connection and runs queued writes in batches: one
 //! transaction per batch (group commit), one savepoint per write so a failing write undoes only
-//! itself. After the commit it publishes each write's events to the hub, in commit order, and
+//! itself. On PostgreSQL it is the same: one connection, batches, savepoints. After the commit it publishes each write's events to the hub, in commit order, and
 //! only then answers the writers. A message is therefore never on a socket before it is on disk,
 //! and a conversation's messages reach the hub in id order.
 
@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::db::{Conn, Db};
 use super::Written;
 use crate::error::{Error, Result};
 #[cfg(test)]
@@ -26,7 +26,7 @@ const MAX_BATCH: usize = 512;
 
 /// A queued write, type-erased. It runs on the writer's connection (or is told why it cannot)
 /// and hands back what to do after the commit.
-type Job = Box<dyn FnOnce(Result<&Connection, &Error>) -> Option<Done> + Send>;
+type Job = Box<dyn FnOnce(Result<&Db, &Error>) -> Option<Done> + Send>;
 
 /// A write that succeeded inside the transaction and waits for the commit.
 struct Done {
@@ -48,10 +48,10 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Result<Writer> {
+    pub fn start(conn: Conn, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Order>();
         thread::Builder::new()
-            .name("sqlite-writer".into())
+            .name("db-writer".into())
             .spawn(move || run(conn, rx, hub, metrics))
             .map_err(|e| Error::internal(format!("cannot start the database writer: {e}")))?;
         Ok(Writer { tx })
@@ -60,7 +60,7 @@ impl Writer {
     pub fn submit<T, F>(&self, f: F, reply: oneshot::Sender<Result<T>>) -> Result<()>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<Written<T>> + Send + 'static,
+        F: FnOnce(&Db) -> Result<Written<T>> + Send + 'static,
     {
         self.tx
             .send(Order::Write(job(f, reply)))
@@ -81,7 +81,7 @@ impl Writer {
 fn job<T, F>(f: F, reply: oneshot::Sender<Result<T>>) -> Job
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<Written<T>> + Send + 'static,
+    F: FnOnce(&Db) -> Result<Written<T>> + Send + 'static,
 {
     Box::new(move |conn| {
         let outcome = match conn {
@@ -107,10 +107,7 @@ where
     })
 }
 
-fn in_savepoint<T>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<Written<T>>,
-) -> Result<Written<T>> {
+fn in_savepoint<T>(conn: &Db, f: impl FnOnce(&Db) -> Result<Written<T>>) -> Result<Written<T>> {
     conn.execute_batch("SAVEPOINT write")?;
     // A bug in one write must not take the writer thread (and every later write) down with it.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
@@ -120,7 +117,7 @@ fn in_savepoint<T>(
             Ok(()) => Ok(written),
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK TO write; RELEASE write");
-                Err(e.into())
+                Err(e)
             }
         },
         Err(e) => {
@@ -132,7 +129,8 @@ fn in_savepoint<T>(
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Order>, hub: Arc<Hub>, metrics: Arc<Metrics>) {
+fn run(conn: Conn, rx: mpsc::Receiver<Order>, hub: Arc<Hub>, metrics: Arc<Metrics>) {
+    let db = conn.db();
     let mut stop = None;
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::new();
@@ -152,7 +150,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Order>, hub: Arc<Hub>, metrics: Arc<
         if !batch.is_empty() {
             let started = Instant::now();
             metrics.write_batch_size.observe(batch.len() as f64);
-            run_batch(&conn, batch, &hub, &metrics);
+            run_batch(&db, batch, &hub, &metrics);
             metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -164,8 +162,10 @@ fn run(conn: Connection, rx: mpsc::Receiver<Order>, hub: Arc<Hub>, metrics: Arc<
     // Everything committed is folded into the database file now, so the file alone holds it
     // even if a reader keeps the WAL open a moment longer (the last connection to close then
     // removes the WAL and the -shm).
-    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
-        tracing::warn!(error = %e, "checkpointing the database at stop");
+    if let Some(lite) = db.lite() {
+        if let Err(e) = lite.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+            tracing::warn!(error = %e, "checkpointing the database at stop");
+        }
     }
     drop(conn);
     tracing::debug!("database writer stopped");
@@ -174,10 +174,9 @@ fn run(conn: Connection, rx: mpsc::Receiver<Order>, hub: Arc<Hub>, metrics: Arc<
     }
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        tracing::error!(error = %e, "cannot begin a write transaction");
-        let refused = Error::from(e);
+fn run_batch(conn: &Db, batch: Vec<Job>, hub: &Hub, metrics: &Metrics) {
+    if let Err(refused) = conn.begin_write() {
+        tracing::error!(error = %refused, "cannot begin a write transaction");
         for job in batch {
             job(Err(&refused));
         }
@@ -192,12 +191,12 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics) {
 /// transaction (disk full, an I/O error): then nothing of this batch is stored, and the rest
 /// must not run outside it, in autocommit, where it would be stored but answered as failed.
 /// Every write of the batch has then been told it failed.
-fn run_jobs(conn: &Connection, batch: Vec<Job>) -> Option<Vec<Done>> {
+fn run_jobs(conn: &Db, batch: Vec<Job>) -> Option<Vec<Done>> {
     let mut done = Vec::with_capacity(batch.len());
     let mut jobs = batch.into_iter();
     while let Some(job) = jobs.next() {
         done.extend(job(Ok(conn)));
-        if conn.is_autocommit() {
+        if !conn.in_transaction() {
             tracing::error!("the write transaction was abandoned; the batch is refused");
             let abandoned = Error::unavailable("the database cannot take writes right now");
             for d in done {
@@ -214,11 +213,10 @@ fn run_jobs(conn: &Connection, batch: Vec<Job>) -> Option<Vec<Done>> {
 
 /// Commits; then publishes every write's events in commit order and answers the writers. A
 /// failed commit rolls the batch back and answers every write with the error.
-fn commit(conn: &Connection, done: Vec<Done>, hub: &Hub, metrics: &Metrics) {
-    if let Err(e) = conn.execute_batch("COMMIT") {
-        tracing::error!(error = %e, "commit failed; the batch is rolled back");
+fn commit(conn: &Db, done: Vec<Done>, hub: &Hub, metrics: &Metrics) {
+    if let Err(failed) = conn.execute_batch("COMMIT") {
+        tracing::error!(error = %failed, "commit failed; the batch is rolled back");
         let _ = conn.execute_batch("ROLLBACK");
-        let failed = Error::from(e);
         for d in done {
             (d.answer)(Some(failed.clone()));
         }
@@ -245,10 +243,11 @@ mod tests {
 
     use super::*;
     use crate::model::{GroupId, MessageId};
+    use crate::store::db::args;
     use tokio::sync::oneshot::Receiver;
 
-    fn connection() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
+    fn connection() -> Conn {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "PRAGMA foreign_keys = ON;
              CREATE TABLE t (v INTEGER NOT NULL);
@@ -256,17 +255,17 @@ mod tests {
              CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);",
         )
         .unwrap();
-        conn
+        Conn::Lite(conn)
     }
 
     /// What a test write does after its insert.
-    type Then = fn(&Connection) -> Result<()>;
+    type Then = fn(&Db) -> Result<()>;
 
     /// A write of `v` into `t`, with an event naming `v`, then `then` on the connection.
     fn write(v: i64, then: Then) -> (Job, Receiver<Result<i64>>) {
         let (tx, rx) = oneshot::channel();
-        let f = move |c: &Connection| {
-            c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+        let f = move |c: &Db| {
+            c.execute("INSERT INTO t (v) VALUES (?1)", args![v])?;
             then(c)?;
             let event = Event::new(ServerFrame::MessageDeleted {
                 id: MessageId(v),
@@ -280,50 +279,45 @@ mod tests {
         (job(f, tx), rx)
     }
 
-    fn fine(_: &Connection) -> Result<()> {
+    fn fine(_: &Db) -> Result<()> {
         Ok(())
     }
 
-    fn fails(_: &Connection) -> Result<()> {
+    fn fails(_: &Db) -> Result<()> {
         Err(Error::conflict("this write fails"))
     }
 
-    fn panics(_: &Connection) -> Result<()> {
+    fn panics(_: &Db) -> Result<()> {
         panic!("this write panics")
     }
 
     /// What SQLite may do on a full disk or an I/O error: roll the whole transaction back,
     /// and fail the statement.
-    fn abandons(c: &Connection) -> Result<()> {
+    fn abandons(c: &Db) -> Result<()> {
         c.execute_batch("ROLLBACK")?;
         Err(Error::unavailable("the disk is full"))
     }
 
     /// Breaks a deferred constraint: the write succeeds, the COMMIT fails.
-    fn breaks_commit(c: &Connection) -> Result<()> {
-        c.execute("INSERT INTO child (p) VALUES (999)", [])?;
+    fn breaks_commit(c: &Db) -> Result<()> {
+        c.execute("INSERT INTO child (p) VALUES (999)", args![])?;
         Ok(())
     }
 
     /// Runs one batch of `writes`; returns their answers, what `t` holds, and the events
     /// published, in order.
-    fn batch(
-        conn: &Connection,
-        writes: &[(i64, Then)],
-    ) -> (Vec<Result<i64>>, Vec<i64>, Vec<MessageId>) {
+    fn batch(conn: &Conn, writes: &[(i64, Then)]) -> (Vec<Result<i64>>, Vec<i64>, Vec<MessageId>) {
         let hub = Hub::new(64);
         let (mut events, _) = hub.subscribe_group(GroupId(1));
         let (jobs, replies): (Vec<_>, Vec<_>) = writes.iter().map(|&(v, f)| write(v, f)).unzip();
-        run_batch(conn, jobs, &hub, &Metrics::new());
+        let conn = conn.db();
+        run_batch(&conn, jobs, &hub, &Metrics::new());
         let answers = replies
             .into_iter()
             .map(|mut rx| rx.try_recv().expect("every write is answered"))
             .collect();
-        let mut stmt = conn.prepare("SELECT v FROM t ORDER BY rowid").unwrap();
-        let stored = stmt
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
+        let stored = conn
+            .query_map("SELECT v FROM t ORDER BY rowid", args![], |r| r.get(0))
             .unwrap();
         let mut published = Vec::new();
         while let Ok(e) = events.try_recv() {
@@ -367,7 +361,7 @@ mod tests {
             "nothing of the batch is stored: {stored:?}"
         );
         assert!(published.is_empty(), "nothing is published: {published:?}");
-        assert!(conn.is_autocommit());
+        assert!(!conn.db().in_transaction());
 
         let (answers, stored, published) = batch(&conn, &[(4, fine)]);
         assert_eq!(answers, [Ok(4)]);
@@ -383,6 +377,6 @@ mod tests {
             assert!(answer.is_err(), "{answers:?}");
         }
         assert!(stored.is_empty() && published.is_empty());
-        assert!(conn.is_autocommit(), "the batch was rolled back");
+        assert!(!conn.db().in_transaction(), "the batch was rolled back");
     }
 }

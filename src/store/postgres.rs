@@ -1,0 +1,127 @@
+//! PostgreSQL itself: connecting, the embedded migrations (migrations/postgres), the pool, and
+//! the advisory lock that keeps a second server off the same database, as the lock file does
+//! for SQLite.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::runtime::Handle;
+use tokio_postgres::{Client, NoTls};
+
+use super::db::PgConn;
+use super::READ_POOL;
+use crate::error::{Error, Result};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// The advisory lock a server holds on its database for as long as it runs ("chatsrv").
+const SERVE_LOCK: i64 = 0x0063_6861_7473_7276;
+/// Held while migrating, so instances starting together migrate one at a time.
+const MIGRATE_LOCK: i64 = SERVE_LOCK + 1;
+
+/// The pool the reads and the writer take their connections from, and the connection that
+/// holds the lock.
+pub(super) struct Pg {
+    pool: Pool,
+    rt: Handle,
+    lock: Client,
+}
+
+impl Pg {
+    /// Takes the lock, migrates, and opens the pool; also hands back the writer's connection.
+    /// Runs on a blocking thread of the runtime.
+    pub fn open(url: &str) -> Result<(Pg, PgConn)> {
+        let rt = Handle::current();
+        let config = parse(url)?;
+        let lock = rt.block_on(lock(&config))?;
+        rt.block_on(migrate(&config))?;
+        // The reads' connections, the writer's, and one to spare.
+        let pool = pool(config, READ_POOL + 2)?;
+        let writer = PgConn::from_pool(&pool, rt.clone())?;
+        Ok((Pg { pool, rt, lock }, writer))
+    }
+
+    pub fn pool(&self) -> (Pool, Handle) {
+        (self.pool.clone(), self.rt.clone())
+    }
+
+    /// The lock is held only while its connection lives.
+    pub fn holds_lock(&self) -> bool {
+        !self.lock.is_closed()
+    }
+}
+
+/// A pool of at most `size` connections, made as they are needed.
+pub(crate) fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| Error::internal(format!("cannot build the PostgreSQL pool: {e}")))
+}
+
+pub(crate) fn parse(url: &str) -> Result<tokio_postgres::Config> {
+    url.parse()
+        .map_err(|e| Error::invalid("invalid_db", format!("--db {}: {e}", redacted(url))))
+}
+
+fn redacted(url: &str) -> String {
+    crate::config::Database::Postgres(url.to_string()).to_string()
+}
+
+pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<Client> {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| Error::unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "a PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+async fn lock(config: &tokio_postgres::Config) -> Result<Client> {
+    let client = connect(config).await?;
+    let held: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&SERVE_LOCK])
+        .await?
+        .get(0);
+    if !held {
+        return Err(Error::Conflict {
+            code: "in_use",
+            message: "this PostgreSQL database is already served by another chatserver; \
+                      stop it first"
+                .into(),
+        });
+    }
+    Ok(client)
+}
+
+/// Applies pending migrations; returns the names of those applied.
+pub(crate) async fn migrate(config: &tokio_postgres::Config) -> Result<Vec<String>> {
+    let mut client = connect(config).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])
+        .await?;
+    let report = embedded::migrations::runner()
+        .run_async(&mut client)
+        .await
+        .map_err(|e| Error::internal(format!("migration failed: {e}")));
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK])
+        .await;
+    Ok(report?
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect())
+}
