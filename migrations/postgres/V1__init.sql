@@ -4,15 +4,29 @@
 -- ids are bigints that are never reused. Later changes are new versions in both directories.
 
 CREATE EXTENSION IF NOT EXISTS citext;
+CREATE EXTENSION IF NOT EXISTS unaccent;
 
--- SQLite's functions the queries use, with SQLite's meaning. Only the API's time format is
+-- SQLite's functions the queries use, with SQLite's meaning (max and min of two values too). Only the API's time format is
 -- ever asked of strftime, at 'now', with an optional modifier such as '-24 hours'.
 CREATE FUNCTION strftime(format text, at text, modifier text DEFAULT '0 seconds') RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT to_char((statement_timestamp() AT TIME ZONE 'UTC') + CAST(modifier AS interval),
                    'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 $$;
-CREATE FUNCTION casefold(s text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT lower(s) $$;
+-- Case folds beyond ASCII whatever the database's locale (ICU's root collation).
+CREATE FUNCTION casefold(s text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT lower(s COLLATE "und-x-icu")
+$$;
+-- What search compares: folded case and no accents, as SQLite's FTS5 tokenizer does.
+CREATE FUNCTION search_text(s text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT public.unaccent('public.unaccent', casefold(s))
+$$;
+CREATE FUNCTION max(a bigint, b bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT GREATEST(a, b)
+$$;
+CREATE FUNCTION min(a bigint, b bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT LEAST(a, b)
+$$;
 CREATE FUNCTION instr(s text, part text) RETURNS integer LANGUAGE sql IMMUTABLE AS $$
     SELECT strpos(s, part)
 $$;
@@ -72,7 +86,7 @@ CREATE TABLE messages (
     edited_at       TEXT,
     deleted         BIGINT NOT NULL DEFAULT 0,
     reply_to        BIGINT,
-    search          TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED
+    search          TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', search_text(content))) STORED
 );
 CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
 CREATE UNIQUE INDEX messages_client_id ON messages(conversation_id, sender_id, client_id)

@@ -112,9 +112,10 @@ pub fn main() -> ExitCode {
         }
     };
     let is_serve = matches!(cli.command, Command::Serve(_));
-    // refinery reports each migration at INFO; what was applied is logged once by the store.
+    // refinery reports each migration at INFO, and PostgreSQL its notices; what was applied is
+    // logged once by the store.
     init_logging(if is_serve {
-        "info,refinery_core=warn"
+        "info,refinery_core=warn,tokio_postgres=warn"
     } else {
         "warn"
     });

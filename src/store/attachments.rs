@@ -150,7 +150,7 @@ impl Store {
         self.read(move |c| {
             let sql = format!(
                 "SELECT {ATTACHMENT_COLUMNS},
-                        a.uploader_id IS ?2 OR EXISTS (
+                        a.uploader_id IS NOT DISTINCT FROM ?2 OR EXISTS (
                           SELECT 1 FROM message_attachments ma
                             JOIN messages m ON m.id = ma.message_id
                             JOIN members mb ON mb.conversation_id = m.conversation_id
@@ -213,7 +213,7 @@ impl Store {
             let (kind, data) = thumb.unzip();
             c.execute(
                 "INSERT INTO attachment_thumbnails (attachment_id, content_type, data)
-                 SELECT id, ?2, ?3 FROM attachments WHERE id = ?1
+                 SELECT id, ?2, CAST(?3 AS BLOB) FROM attachments WHERE id = ?1
                  ON CONFLICT (attachment_id)
                  DO UPDATE SET content_type = excluded.content_type, data = excluded.data",
                 args![id, kind, data],

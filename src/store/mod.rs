@@ -252,6 +252,9 @@ impl Store {
             drop(pool.write().unwrap_or_else(|e| e.into_inner()).take());
         }
         self.writer.stop().await;
+        if let Engine::Pg(pg) = &*self.engine {
+            pg.release().await;
+        }
     }
 
     /// True when the database answers a query and is still the file the server opened.

@@ -2,6 +2,8 @@
 //! the advisory lock that keeps a second server off the same database, as the lock file does
 //! for SQLite.
 
+use std::sync::Mutex;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::runtime::Handle;
 use tokio_postgres::{Client, NoTls};
@@ -24,7 +26,8 @@ const MIGRATE_LOCK: i64 = SERVE_LOCK + 1;
 pub(super) struct Pg {
     pool: Pool,
     rt: Handle,
-    lock: Client,
+    /// `None` once released by a clean stop.
+    lock: Mutex<Option<Client>>,
 }
 
 impl Pg {
@@ -38,6 +41,7 @@ impl Pg {
         // The reads' connections, the writer's, and one to spare.
         let pool = pool(config, READ_POOL + 2)?;
         let writer = PgConn::from_pool(&pool, rt.clone())?;
+        let lock = Mutex::new(Some(lock));
         Ok((Pg { pool, rt, lock }, writer))
     }
 
@@ -47,7 +51,26 @@ impl Pg {
 
     /// The lock is held only while its connection lives.
     pub fn holds_lock(&self) -> bool {
-        !self.lock.is_closed()
+        self.lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|c| !c.is_closed())
+    }
+
+    /// A clean stop: the pool's connections close and the lock is given back now, so the next
+    /// server may start at once (a crash gives it back when PostgreSQL sees the connection go).
+    pub async fn release(&self) {
+        self.pool.close();
+        let lock = self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(client) = lock {
+            if let Err(e) = client
+                .execute("SELECT pg_advisory_unlock($1)", &[&SERVE_LOCK])
+                .await
+            {
+                tracing::warn!(error = %e, "releasing the database lock");
+            }
+        }
     }
 }
 
@@ -89,21 +112,39 @@ pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<Client> {
     Ok(client)
 }
 
+/// The lock's connection names its process, so a server refused can say who holds it.
 async fn lock(config: &tokio_postgres::Config) -> Result<Client> {
-    let client = connect(config).await?;
+    let mut named = config.clone();
+    named.application_name(format!("chatserver pid {}", std::process::id()));
+    let client = connect(&named).await?;
     let held: bool = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&SERVE_LOCK])
         .await?
         .get(0);
-    if !held {
-        return Err(Error::Conflict {
-            code: "in_use",
-            message: "this PostgreSQL database is already served by another chatserver; \
-                      stop it first"
-                .into(),
-        });
+    if held {
+        return Ok(client);
     }
-    Ok(client)
+    let holder = client
+        .query_opt(
+            "SELECT a.application_name, coalesce(host(a.client_addr), 'a local socket')
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND ((CAST(l.classid AS bigint) << 32) | CAST(l.objid AS bigint)) = $1",
+            &[&SERVE_LOCK],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| format!("{}, from {}", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .unwrap_or_else(|| "another process".into());
+    Err(Error::Conflict {
+        code: "in_use",
+        message: format!(
+            "this PostgreSQL database is already served by another chatserver ({holder}); \
+             stop it first"
+        ),
+    })
 }
 
 /// Applies pending migrations; returns the names of those applied.

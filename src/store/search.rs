@@ -74,7 +74,10 @@ fn search(
             "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?2)",
             fts_query(&words),
         ),
-        Backend::Postgres => ("m.search @@ CAST(?2 AS tsquery)", tsquery(&words)),
+        Backend::Postgres => (
+            "m.search @@ to_tsquery('simple', search_text(?2))",
+            tsquery(&words),
+        ),
     };
     let sql = format!(
         "{SELECT}

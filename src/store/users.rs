@@ -295,7 +295,7 @@ pub(super) fn end_all_sessions(conn: &Db, id: UserId) -> Result<i64> {
 pub(super) fn count_change(conn: &Db) -> Result<()> {
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, '1')
-         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+         ON CONFLICT (key) DO UPDATE SET value = CAST(settings.value AS INTEGER) + 1",
         args![CHANGES_KEY],
     )?;
     Ok(())
@@ -309,7 +309,7 @@ pub(super) fn delete(conn: &Db, id: UserId) -> Result<()> {
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE
-         SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+         SET value = max(CAST(settings.value AS INTEGER), CAST(excluded.value AS INTEGER))",
         args![HIGHEST_DELETED_KEY, id.0.to_string()],
     )?;
     count_change(conn)

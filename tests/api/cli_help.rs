@@ -137,6 +137,7 @@ async fn user_list_has_a_header_and_the_password_is_asked_twice() {
         let db = db.clone();
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
+            let db = db_arg(std::path::Path::new(&db));
             let command = format!("{BIN} user add zed zed@example.test --db {db} --bcrypt-cost 4");
             let mut child = std::process::Command::new("script")
                 .args(["-qec", &command, "/dev/null"])

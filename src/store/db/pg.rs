@@ -74,12 +74,13 @@ impl PgConn {
 
 /// SQLite's SQL as PostgreSQL reads it: `?N` placeholders become `$N`, `json_each(?N)` (a
 /// JSON array given as text) becomes `json_array_elements_text`, whose column is also `value`,
-/// and `COLLATE NOCASE` goes (those columns are `citext`). Quoted text is left alone.
+/// `COLLATE NOCASE` goes (those columns are `citext`), and `BLOB` is `bytea`. Quoted text is left alone.
 pub(crate) fn translate(sql: &str) -> String {
     let sql = sql
         .replace("json_each(?", "json_array_elements_text(CAST(?")
         // citext columns compare and sort without case already.
-        .replace(" COLLATE NOCASE", "");
+        .replace(" COLLATE NOCASE", "")
+        .replace(" AS BLOB)", " AS bytea)");
     let mut out = String::with_capacity(sql.len() + 16);
     let mut quoted = false;
     let mut chars = sql.chars().peekable();

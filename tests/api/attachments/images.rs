@@ -77,23 +77,19 @@ async fn thumbnails_fit_320_pixels_and_are_made_once() {
     assert_eq!((small.width(), small.height()), (71, 320));
     assert!(small.color().has_alpha());
 
-    let kept: i64 = server
-        .db()
-        .query_row(
-            "SELECT count(*) FROM attachment_thumbnails WHERE data IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let kept =
+        server.sql_number("SELECT count(*) FROM attachment_thumbnails WHERE data IS NOT NULL");
     assert_eq!(kept, 2);
     // Made once: the kept one is served (the row changed under the server shows through).
-    server
-        .db()
-        .execute(
-            "UPDATE attachment_thumbnails SET data = x'ffd8ff' WHERE attachment_id = ?1",
-            [wide["id"].as_i64().unwrap()],
-        )
-        .unwrap();
+    let bytes = if on_postgres() {
+        "'\\xffd8ff'"
+    } else {
+        "x'ffd8ff'"
+    };
+    server.sql(&format!(
+        "UPDATE attachment_thumbnails SET data = {bytes} WHERE attachment_id = {}",
+        wide["id"]
+    ));
     let again = thumbnail(&server, &ava, &wide["id"]).await;
     assert_eq!(again.body, [0xff, 0xd8, 0xff]);
 }
@@ -124,14 +120,7 @@ async fn a_decompression_bomb_or_a_broken_image_gets_no_thumbnail_and_breaks_not
     let (broken, _) = sent_to_general(&server, &ava, "broken.png", png_claiming(2000, 2000)).await;
     assert_eq!(thumbnail(&server, &mike, &broken["id"]).await.status, 404);
     assert_eq!(thumbnail(&server, &mike, &broken["id"]).await.status, 404);
-    let none: i64 = server
-        .db()
-        .query_row(
-            "SELECT count(*) FROM attachment_thumbnails WHERE data IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let none = server.sql_number("SELECT count(*) FROM attachment_thumbnails WHERE data IS NULL");
     assert_eq!(none, 1, "the failure is kept, not retried");
 
     // Something that only starts like a PNG is no image at all.

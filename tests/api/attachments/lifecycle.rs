@@ -9,14 +9,11 @@ async fn attachments_live_inside_the_database_and_survive_a_restart() {
     let ava = server.ava().await;
     let bytes = noise(300 * 1024);
     let (a, _) = sent_to_general(&server, &ava, "big.bin", bytes.clone()).await;
-    let (chunks, stored): (i64, i64) = server
-        .db()
-        .query_row(
-            "SELECT count(*), sum(length(data)) FROM attachment_chunks WHERE attachment_id = ?1",
-            [a["id"].as_i64().unwrap()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let row = &server.sql(&format!(
+        "SELECT count(*), sum(length(data)) FROM attachment_chunks WHERE attachment_id = {}",
+        a["id"]
+    ))[0];
+    let (chunks, stored): (i64, i64) = (row[0].parse().unwrap(), row[1].parse().unwrap());
     assert_eq!(
         (chunks, stored),
         (2, bytes.len() as i64),
@@ -54,10 +51,7 @@ async fn deleting_a_message_takes_its_attachments_out_of_members_reach() {
         200,
         "the uploader still may"
     );
-    let refs: i64 = server
-        .db()
-        .query_row("SELECT count(*) FROM message_attachments", [], |r| r.get(0))
-        .unwrap();
+    let refs = server.sql_number("SELECT count(*) FROM message_attachments");
     assert_eq!(refs, 0);
 }
 
@@ -76,22 +70,13 @@ async fn an_attachment_nothing_refers_to_goes_after_a_day() {
         .delete_message(&ava, deleted_msg["id"].as_i64().unwrap())
         .await;
     // A day and a minute ago, for all but the fresh one.
-    server
-        .db()
-        .execute(
-            "UPDATE attachments SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1441 minutes')
-             WHERE id IN (?1, ?2, ?3)",
-            [&kept["id"], &stale["id"], &gone["id"]].map(|v| v.as_i64().unwrap()),
-        )
-        .unwrap();
+    server.sql(&format!(
+        "UPDATE attachments SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1441 minutes')
+         WHERE id IN ({}, {}, {})",
+        kept["id"], stale["id"], gone["id"]
+    ));
     // An unfinished upload left by a crash.
-    server
-        .db()
-        .execute(
-            "INSERT INTO attachments (uploader_id, name, size) VALUES (1, 'half.bin', 10)",
-            [],
-        )
-        .unwrap();
+    server.sql("INSERT INTO attachments (uploader_id, name, size) VALUES (1, 'half.bin', 10)");
     server.restart().await;
     let ava = server.ava().await;
     let status = |id: &Value| {
@@ -103,25 +88,17 @@ async fn an_attachment_nothing_refers_to_goes_after_a_day() {
     assert_eq!(status(&fresh["id"]).await, 200, "not a day old yet");
     assert_eq!(status(&stale["id"]).await, 404, "never sent, a day old");
     assert_eq!(status(&gone["id"]).await, 404, "its message was deleted");
-    let left: Vec<String> = {
-        let db = server.db();
-        let mut stmt = db
-            .prepare("SELECT name FROM attachments ORDER BY id")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let left: Vec<String> = server
+        .sql("SELECT name FROM attachments ORDER BY id")
+        .into_iter()
+        .map(|row| row[0].clone())
+        .collect();
     assert_eq!(
         left,
         ["kept.txt", "fresh.txt"],
         "the chunks and the unfinished upload went too"
     );
-    let chunks: i64 = server
-        .db()
-        .query_row("SELECT count(*) FROM attachment_chunks", [], |r| r.get(0))
-        .unwrap();
+    let chunks = server.sql_number("SELECT count(*) FROM attachment_chunks");
     assert_eq!(chunks, 2);
 }
 

@@ -15,14 +15,8 @@ async fn small_limits() -> TestServer {
 }
 
 fn used(server: &TestServer) -> (i64, i64) {
-    server
-        .db()
-        .query_row(
-            "SELECT count(*), coalesce(sum(size), 0) FROM attachments",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
+    let row = &server.sql("SELECT count(*), coalesce(sum(size), 0) FROM attachments")[0];
+    (row[0].parse().unwrap(), row[1].parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

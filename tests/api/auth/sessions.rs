@@ -54,20 +54,30 @@ async fn a_refresh_whose_new_token_cannot_be_stored_leaves_the_old_one_usable() 
     let server = TestServer::start().await;
     let ava = server.ava().await;
     // Storing any new refresh token now fails, as on a full disk.
-    server
-        .db()
-        .execute_batch(
-            "CREATE TRIGGER refuse_new_tokens BEFORE INSERT ON refresh_tokens
-             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
-        )
-        .expect("create the trigger");
+    if on_postgres() {
+        server.sql(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+             CREATE TRIGGER refuse_new_tokens BEFORE INSERT ON refresh_tokens
+               FOR EACH ROW EXECUTE FUNCTION refuse();",
+        );
+    } else {
+        server
+            .db()
+            .execute_batch(
+                "CREATE TRIGGER refuse_new_tokens BEFORE INSERT ON refresh_tokens
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            )
+            .expect("create the trigger");
+    }
     let (status, body) = refresh(&server, &ava.refresh).await;
     assert!(status >= 500, "the failed refresh answers {status} {body}");
 
-    server
-        .db()
-        .execute_batch("DROP TRIGGER refuse_new_tokens")
-        .expect("drop the trigger");
+    server.sql(if on_postgres() {
+        "DROP TRIGGER refuse_new_tokens ON refresh_tokens"
+    } else {
+        "DROP TRIGGER refuse_new_tokens"
+    });
     let (status, body) = refresh(&server, &ava.refresh).await;
     assert_eq!(status, 200, "the retry with the same token: {body}");
     let token = body["token"].as_str().expect("a new access token");

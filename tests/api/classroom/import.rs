@@ -27,8 +27,8 @@ fn sheet_rows(text: &str) -> Vec<(String, String, String)> {
 }
 
 fn user_count(db: &str) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+    sql_at(std::path::Path::new(db), "SELECT count(*) FROM users")[0][0]
+        .parse()
         .unwrap()
 }
 

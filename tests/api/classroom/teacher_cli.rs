@@ -189,6 +189,9 @@ async fn group_commands_refuse_what_is_wrong_in_one_line_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_never_create_a_database() {
+    if sqlite_only("a missing database file") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("typo.db");
     let db = text(&missing);

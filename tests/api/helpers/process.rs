@@ -133,7 +133,7 @@ pub fn run_cli_blocking(args: &[&str], stdin: Option<&str>) -> CliOutput {
 }
 
 pub async fn cli(args: &[&str], stdin: Option<&str>) -> CliOutput {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let args = on_database(args);
     let stdin = stdin.map(|s| s.to_string());
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
@@ -141,6 +141,20 @@ pub async fn cli(args: &[&str], stdin: Option<&str>) -> CliOutput {
     })
     .await
     .expect("cli task")
+}
+
+/// `args` with each `--db FILE` naming the test's database (see `db_arg`).
+fn on_database(args: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(args.len());
+    for a in args {
+        let after_db = out.last().is_some_and(|prev| prev == "--db");
+        out.push(if after_db && !a.starts_with("postgres") {
+            db_arg(Path::new(a))
+        } else {
+            a.to_string()
+        });
+    }
+    out
 }
 
 /// `chatserver serve --addr 127.0.0.1:0 --db FILE --bcrypt-cost 4`, running until dropped.
@@ -178,7 +192,7 @@ impl ServerProcess {
 
     /// `chatserver serve --addr ADDR` on `db` with `extra`, started as `under` says.
     pub async fn spawn_under(db: &Path, addr: &str, extra: &[&str], under: Under<'_>) -> Self {
-        let db = db.to_str().expect("utf-8 path").to_string();
+        let db = db_arg(db);
         let mut args: Vec<String> = ["serve", "--addr", addr, "--db", &db, "--bcrypt-cost", "4"]
             .iter()
             .map(|s| s.to_string())

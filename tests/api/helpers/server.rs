@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chatserver::config::Config;
+use chatserver::config::{Config, Database};
 
 use super::*;
 
@@ -30,6 +30,7 @@ impl Deref for TestServer {
 
 async fn boot(db_path: &Path, tweak: &Tweak) -> chatserver::app::Server {
     let mut cfg = Config::for_tests(db_path.to_path_buf());
+    cfg.db = Database::parse(&db_arg(db_path));
     tweak(&mut cfg);
     tokio::time::timeout(TIMEOUT, chatserver::app::start(cfg))
         .await
@@ -89,7 +90,60 @@ impl TestServer {
         self.server.take().expect("server running")
     }
 
+    /// The SQLite file itself (for what only SQLite has; see `sqlite_only`).
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(&self.db_path).expect("open db file")
     }
+
+    /// Runs `sql` (one or more statements, in SQL both backends read) on the server's
+    /// database, behind the server's back; the last statement's rows, each column as text
+    /// (NULL as an empty string).
+    pub fn sql(&self, sql: &str) -> Vec<Vec<String>> {
+        sql_at(&self.db_path, sql)
+    }
+
+    /// The first column of the first row of `sql`, as a number.
+    pub fn sql_number(&self, sql: &str) -> i64 {
+        let rows = self.sql(sql);
+        let cell = rows.first().and_then(|r| r.first()).expect("a row");
+        cell.parse()
+            .unwrap_or_else(|_| panic!("{sql}: {cell:?} is not a number"))
+    }
+}
+
+/// `TestServer::sql` on the database of `path` (see `db_arg`).
+pub fn sql_at(path: &Path, sql: &str) -> Vec<Vec<String>> {
+    if on_postgres() {
+        let url = db_arg(path);
+        let database = url.rsplit('/').next().expect("a database name");
+        return Postgres::get()
+            .psql(database, sql)
+            .lines()
+            .map(|line| line.split('|').map(str::to_string).collect())
+            .collect();
+    }
+    let conn = rusqlite::Connection::open(path).expect("open db file");
+    let statements: Vec<&str> = sql.split(';').filter(|s| !s.trim().is_empty()).collect();
+    let (last, before) = statements.split_last().expect("a statement");
+    for s in before {
+        conn.execute_batch(s).expect("run the statement");
+    }
+    let mut stmt = conn.prepare(last).expect("prepare the statement");
+    let columns = stmt.column_count();
+    let mut rows = stmt.query([]).expect("run the statement");
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().expect("a row") {
+        out.push(
+            (0..columns)
+                .map(|i| match row.get_ref(i).expect("a column") {
+                    rusqlite::types::ValueRef::Null => String::new(),
+                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                    rusqlite::types::ValueRef::Blob(b) => format!("{b:?}"),
+                })
+                .collect(),
+        );
+    }
+    out
 }

@@ -93,22 +93,12 @@ async fn passwords_that_differ_after_byte_72_do_not_log_in_as_each_other() {
 async fn old_password_hashes_still_work_and_are_upgraded() {
     let server = TestServer::start().await;
     let old = bcrypt::hash("an old password", 4).unwrap();
-    server
-        .db()
-        .execute(
-            "UPDATE users SET password_hash = ?1 WHERE username = 'Mike'",
-            [&old],
-        )
-        .unwrap();
+    server.sql(&format!(
+        "UPDATE users SET password_hash = '{old}' WHERE username = 'Mike'"
+    ));
     server.session("Mike", "an old password").await;
-    let stored: String = server
-        .db()
-        .query_row(
-            "SELECT password_hash FROM users WHERE username = 'Mike'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored =
+        server.sql("SELECT password_hash FROM users WHERE username = 'Mike'")[0][0].clone();
     assert!(
         stored.starts_with("sha256$"),
         "the hash was not upgraded: {stored}"

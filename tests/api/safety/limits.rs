@@ -271,14 +271,11 @@ async fn searches_have_a_length_limit_and_a_time_budget() {
     let server = TestServer::start_with(|cfg| cfg.search_timeout = Duration::from_millis(1)).await;
     let ava = server.ava().await;
     // Many messages, written straight into the file: a search over them outlasts 1 ms.
-    server
-        .db()
-        .execute_batch(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
-             INSERT INTO messages (conversation_id, sender_id, content)
-             SELECT 1, 1, 'alpha beta gamma delta epsilon ' || i FROM n;",
-        )
-        .unwrap();
+    server.sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO messages (conversation_id, sender_id, content)
+         SELECT 1, 1, 'alpha beta gamma delta epsilon ' || i FROM n",
+    );
     let got = server.search(&ava, "q=alpha%20e").await;
     assert_error(&got, 503, "unavailable");
     // A user in no conversation costs nothing: the same search answers at once, empty.

@@ -15,6 +15,9 @@ fn mode(path: &std::path::Path) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_its_wal_and_backups_are_readable_by_their_owner_only() {
+    if sqlite_only("the database's files and their permissions") {
+        return;
+    }
     let server = TestServer::start().await;
     let ava = server.ava().await;
     server.send(&ava, GENERAL, "make the WAL grow").await;
@@ -55,6 +58,9 @@ async fn a_second_server_on_the_same_database_is_refused_and_the_cli_still_works
 /// nothing pretends to be stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_deleted_under_the_server_makes_it_unhealthy_and_refuse_writes() {
+    if sqlite_only("a database file deleted under the server") {
+        return;
+    }
     let server = TestServer::start().await;
     let ava = server.ava().await;
     server.send(&ava, GENERAL, "before").await;
@@ -83,6 +89,9 @@ async fn a_database_deleted_under_the_server_makes_it_unhealthy_and_refuse_write
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_replaced_under_the_server_is_noticed_too() {
+    if sqlite_only("a database file replaced under the server") {
+        return;
+    }
     let server = TestServer::start().await;
     let other = server.db_path.with_file_name("other.db");
     std::fs::copy(&server.db_path, &other).unwrap();
