@@ -140,8 +140,7 @@ impl Admin {
         let Database::File(path) = db else {
             return Err(Error::invalid(
                 "invalid_db",
-                "backup copies a SQLite file; for PostgreSQL use pg_dump, or \
-                 `chatserver copy --from postgres://… --to file.db`",
+                "backup copies a SQLite file; for PostgreSQL use pg_dump",
             ));
         };
         if !path.exists() {

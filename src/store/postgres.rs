@@ -100,10 +100,11 @@ fn redacted(url: &str) -> String {
 }
 
 pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<Client> {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| Error::unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        // The error's own text is only "error connecting to server"; the cause says why.
+        let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
+        Error::unavailable(format!("cannot connect to PostgreSQL: {e}{cause}"))
+    })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "a PostgreSQL connection ended");

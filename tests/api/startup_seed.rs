@@ -177,4 +177,31 @@ async fn healthz_reports_ok_and_version() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ok");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    let backend = if on_postgres() { "postgres" } else { "sqlite" };
+    assert_eq!(
+        (&body["backend"], &body["broker"]),
+        (&json!(backend), &json!("none"))
+    );
+}
+
+/// A PostgreSQL that is not there is one line on stderr naming why, and the password in the
+/// URL is never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_postgres_is_one_line_without_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://chat:hunter2@127.0.0.1:{port}/chat");
+    let out = cli(&["serve", "--db", &url, "--addr", "127.0.0.1:0"], None).await;
+    out.assert_one_line_failure();
+    assert!(
+        out.stderr.contains("cannot connect to PostgreSQL") && out.stderr.contains("refused"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("hunter2") && !out.stdout.contains("hunter2"),
+        "{out:?}"
+    );
 }
