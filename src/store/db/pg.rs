@@ -9,6 +9,7 @@
 use std::error::Error as StdError;
 
 use bytes::{BufMut, BytesMut};
+use futures_util::TryStreamExt;
 use tokio::runtime::Handle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -35,13 +36,13 @@ impl PgConn {
         args: &[&dyn Arg],
         each: &mut dyn FnMut(&Row<'_>) -> Result<bool>,
     ) -> Result<()> {
-        let sql = translate(sql);
-        let bound: Vec<Bound<'_>> = args.iter().map(|a| Bound(a.cell())).collect();
-        let params: Vec<&(dyn ToSql + Sync)> =
-            bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        let rows = self.rt.block_on(async {
-            let stmt = self.client.prepare_cached(&sql).await?;
-            self.client.query(&stmt, &params).await
+        let rows: Vec<tokio_postgres::Row> = self.rt.block_on(async {
+            let stmt = self.client.prepare_cached(&translate(sql)).await?;
+            self.client
+                .query_raw(&stmt, bound(args))
+                .await?
+                .try_collect()
+                .await
         })?;
         for row in &rows {
             if !each(&Row::Pg(row))? {
@@ -52,13 +53,9 @@ impl PgConn {
     }
 
     pub(super) fn execute(&self, sql: &str, args: &[&dyn Arg]) -> Result<usize> {
-        let sql = translate(sql);
-        let bound: Vec<Bound<'_>> = args.iter().map(|a| Bound(a.cell())).collect();
-        let params: Vec<&(dyn ToSql + Sync)> =
-            bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         let n = self.rt.block_on(async {
-            let stmt = self.client.prepare_cached(&sql).await?;
-            self.client.execute(&stmt, &params).await
+            let stmt = self.client.prepare_cached(&translate(sql)).await?;
+            self.client.execute_raw(&stmt, bound(args)).await
         })?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
@@ -105,6 +102,11 @@ pub(crate) fn translate(sql: &str) -> String {
         }
     }
     out
+}
+
+/// The arguments as the statement's parameters.
+fn bound<'a>(args: &'a [&'a dyn Arg]) -> impl ExactSizeIterator<Item = Bound<'a>> {
+    args.iter().map(|a| Bound(a.cell()))
 }
 
 /// A value bound as the parameter's type, as PostgreSQL inferred it.
