@@ -27,25 +27,31 @@ impl Store {
         limit: u32,
         budget: Duration,
     ) -> Result<Vec<Message>> {
-        self.read(move |c| match c.lite() {
-            Some(lite) => {
-                let deadline = Instant::now() + budget;
-                lite.progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() > deadline))?;
-                let found = search(c, user, &query, group, limit);
-                lite.progress_handler(STEPS_PER_CHECK, None::<fn() -> bool>)?;
-                // A large query can leave the connection's page cache grown; give it back.
-                let _ = lite.execute_batch("PRAGMA shrink_memory");
-                found
-            }
-            None => {
-                let ms = budget.as_millis().max(1);
-                c.execute_batch(&format!("SET statement_timeout = {ms}"))?;
-                let found = search(c, user, &query, group, limit);
-                c.execute_batch("RESET statement_timeout")?;
-                found
-            }
-        })
-        .await
+        self.read(move |c| search(c, user, &query, group, limit, budget))
+            .await
+    }
+}
+
+/// Runs `f`, the search's own query, within `budget` (the checks before it are not counted:
+/// under load, a PostgreSQL round trip alone can outlast a tiny budget).
+fn within<T>(c: &Db, budget: Duration, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match c.lite() {
+        Some(lite) => {
+            let deadline = Instant::now() + budget;
+            lite.progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() > deadline))?;
+            let found = f();
+            lite.progress_handler(STEPS_PER_CHECK, None::<fn() -> bool>)?;
+            // A large query can leave the connection's page cache grown; give it back.
+            let _ = lite.execute_batch("PRAGMA shrink_memory");
+            found
+        }
+        None => {
+            let ms = budget.as_millis().max(1);
+            c.execute_batch(&format!("SET statement_timeout = {ms}"))?;
+            let found = f();
+            c.execute_batch("RESET statement_timeout")?;
+            found
+        }
     }
 }
 
@@ -55,6 +61,7 @@ fn search(
     query: &str,
     group: Option<GroupId>,
     limit: u32,
+    budget: Duration,
 ) -> Result<Vec<Message>> {
     if let Some(group) = group {
         role_of(c, group, user)?;
@@ -86,7 +93,7 @@ fn search(
                    AND m.deleted = 0 AND (CAST(?3 AS BIGINT) IS NULL OR m.conversation_id = ?3)
                  ORDER BY m.id DESC LIMIT ?4"
     );
-    load(c, &sql, args![user, text, group, limit])
+    within(c, budget, || load(c, &sql, args![user, text, group, limit]))
 }
 
 /// The words typed, lower-cased as both indexes store them.
@@ -100,37 +107,27 @@ fn words(text: &str) -> Vec<String> {
 /// An FTS5 query: every word must appear, the last one also as a prefix. Each word is quoted,
 /// so FTS5 operators and punctuation in the input are just text.
 fn fts_query(words: &[String]) -> String {
-    let last = words.len().saturating_sub(1);
-    words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            if i == last {
-                format!("\"{w}\"*")
-            } else {
-                format!("\"{w}\"")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    all_of(words, "\"", "*", " ")
 }
 
 /// The same as a PostgreSQL `tsquery` (in the `simple` configuration the index uses):
 /// `'hello' & 'wor':*`. Words hold only letters and digits, so quoting them is enough.
 fn tsquery(words: &[String]) -> String {
+    all_of(words, "'", ":*", " & ")
+}
+
+/// Every word between `quote`s, joined by `and`; the last one marked as a prefix.
+fn all_of(words: &[String], quote: &str, prefix: &str, and: &str) -> String {
     let last = words.len().saturating_sub(1);
     words
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            if i == last {
-                format!("'{w}':*")
-            } else {
-                format!("'{w}'")
-            }
+            let mark = if i == last { prefix } else { "" };
+            format!("{quote}{w}{quote}{mark}")
         })
         .collect::<Vec<_>>()
-        .join(" & ")
+        .join(and)
 }
 
 #[cfg(test)]
