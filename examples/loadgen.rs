@@ -13,6 +13,8 @@
 //! $L fanout --sockets 1000         # closed loop: throughput at saturation
 //! $L fanout --sockets 1000 --rate 700   # open loop: latency at a given load
 //! $L fanout --groups 10 --members 100 --senders 10
+//! $L fanout --sockets 1000 --also http://127.0.0.1:18101 --also http://127.0.0.1:18102
+//!                                  # instances joined by --broker: sockets spread over them
 //! $L history --messages 1000000    # fills a group once (~20-40 s), reuses it afterwards
 //! target/release/examples/loadgen startup --bin target/release/chatserver
 //! $L class --seconds 20 --runs 3   # 30 chatting while one attacks (on a fresh server)
@@ -87,6 +89,10 @@ pub struct Opts {
     /// The server (127.0.0.1, localhost or ::1 only).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// Another instance of the same cluster (repeatable; http-send, fanout): connections and
+    /// sockets are spread over --url and these in turn, setup goes to --url.
+    #[arg(long = "also", value_name = "URL")]
+    pub also: Vec<String>,
     /// Measured runs; the report gives their median and min–max.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -185,6 +191,13 @@ fn main() {
 pub fn fail(msg: &str) -> ! {
     eprintln!("loadgen: {msg}");
     std::process::exit(1)
+}
+
+/// `first` (the --url) and every --also, in that order.
+pub fn instances(o: &Opts, first: SocketAddr) -> Vec<SocketAddr> {
+    std::iter::once(first)
+        .chain(o.also.iter().map(|u| local_addr(u)))
+        .collect()
 }
 
 /// Parses `http://host:port` and refuses anything but the loopback interface.

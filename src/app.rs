@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, Accounts};
+use crate::broker::Bus;
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::error::{Error, Result};
@@ -51,19 +52,14 @@ pub async fn start(config: Config) -> Result<Server> {
     let service = open_service(&config, &metrics).await?;
     // Before serving: no upload can be in progress, so every unfinished one is abandoned.
     service.purge_attachments(true).await;
-    let state = Arc::new(AppState {
-        service,
-        cors: Cors::new(&config.cors_origins),
-        hosts: Hosts::new(&config.net.public_hosts),
-        budget: Budget::new(
-            config.net.max_connections,
-            config.net.max_connections_per_ip,
-        ),
-        config,
-        metrics,
-        shutdown: CancellationToken::new(),
-        sockets: TaskTracker::new(),
-    });
+    let shutdown = CancellationToken::new();
+    // Before serving: sockets start from what is committed now, and the broker brings the
+    // rest.
+    let applier = service
+        .bus
+        .start(service.store.clone(), shutdown.clone())
+        .await?;
+    let state = state(config, service, metrics, shutdown);
     let router = http::router(&state);
     let routes = router.table();
     let mut tasks = vec![tokio::spawn(net::serve(
@@ -72,6 +68,7 @@ pub async fn start(config: Config) -> Result<Server> {
         Arc::clone(&state),
     ))];
     tasks.extend(housekeeping(&state));
+    tasks.extend(applier);
     let metrics_addr = metrics_listener.map(|(listener, a)| {
         let only_metrics = http::metrics_router();
         tasks.push(tokio::spawn(net::serve(
@@ -85,6 +82,7 @@ pub async fn start(config: Config) -> Result<Server> {
     tracing::info!(
         %addr,
         db = %state.config.db,
+        broker = state.config.broker.as_deref().unwrap_or("none"),
         max_connections = state.budget.max(),
         per_address = state.budget.per_ip(),
         "listening"
@@ -99,18 +97,43 @@ pub async fn start(config: Config) -> Result<Server> {
     })
 }
 
+fn state(
+    config: Config,
+    service: Service,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Arc<AppState> {
+    Arc::new(AppState {
+        service,
+        cors: Cors::new(&config.cors_origins),
+        hosts: Hosts::new(&config.net.public_hosts),
+        budget: Budget::new(
+            config.net.max_connections,
+            config.net.max_connections_per_ip,
+        ),
+        config,
+        metrics,
+        shutdown,
+        sockets: TaskTracker::new(),
+    })
+}
+
 /// Opens and migrates the database (on the blocking pool), starts its writer, seeds a new
 /// database, and loads the keys and accounts.
 async fn open_service(config: &Config, metrics: &Arc<Metrics>) -> Result<Service> {
     let hub = Arc::new(Hub::new(config.hub_capacity));
+    let bus = Arc::new(match &config.broker {
+        None => Bus::alone(hub),
+        Some(url) => Bus::join(url, &config.db, hub, Arc::clone(metrics)).await?,
+    });
     let (db, sync) = (config.db.clone(), config.sync);
     let caps = Caps {
         groups_owned: config.max_groups_per_user,
         memberships: config.max_memberships,
     };
-    let (open_hub, store_metrics) = (Arc::clone(&hub), Arc::clone(metrics));
+    let (open_bus, store_metrics) = (Arc::clone(&bus), Arc::clone(metrics));
     let store =
-        tokio::task::spawn_blocking(move || Store::open(&db, sync, caps, open_hub, store_metrics))
+        tokio::task::spawn_blocking(move || Store::open(&db, sync, caps, open_bus, store_metrics))
             .await
             .map_err(|e| Error::internal(e.to_string()))??;
     let configured = config
@@ -121,12 +144,12 @@ async fn open_service(config: &Config, metrics: &Arc<Metrics>) -> Result<Service
         .prepare(seed_plan(config)?, configured, auth::generate_secret())
         .await?;
     let accounts = Accounts::load(&store, config.tokens.access_ttl).await?;
-    Ok(Service::new(store, hub, &secret, accounts, config, metrics))
+    Ok(Service::new(store, bus, &secret, accounts, config, metrics))
 }
 
-/// The server's own timers: following the command line's changes to accounts and the
-/// database file, and purging expired sessions and unused attachments.
-fn housekeeping(state: &Arc<AppState>) -> [JoinHandle<()>; 2] {
+/// The server's own timers: following the changes to accounts made elsewhere and to the
+/// database file, purging expired sessions and unused attachments, and the cluster log.
+fn housekeeping(state: &Arc<AppState>) -> [JoinHandle<()>; 3] {
     let deletions = every(Duration::from_secs(1), Arc::clone(state), |s| async move {
         s.service.store.check_file();
         s.service.follow_account_changes().await;
@@ -140,7 +163,18 @@ fn housekeeping(state: &Arc<AppState>) -> [JoinHandle<()>; 2] {
             s.service.purge_attachments(false).await
         },
     );
-    [tokio::spawn(deletions), tokio::spawn(purge)]
+    let log = every(Duration::from_secs(60), Arc::clone(state), |s| async move {
+        if s.service.bus.joined() {
+            if let Err(e) = s.service.store.prune_batches().await {
+                tracing::warn!(error = %e, "pruning the cluster log");
+            }
+        }
+    });
+    [
+        tokio::spawn(deletions),
+        tokio::spawn(purge),
+        tokio::spawn(log),
+    ]
 }
 
 /// The built-in seed with its hashing, unless seeding is off.

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -21,24 +22,89 @@ use crate::auth::SessionKey;
 use crate::model::{GroupId, MessageId, UserId};
 use crate::protocol::ServerFrame;
 
-/// A committed event: the frame, for the sockets to route by, and its text, serialised once
-/// and shared by every socket that sends it.
-#[derive(Debug)]
+/// A committed event: what the hub and the sockets route it by, and its text, serialised once
+/// and shared by every socket that sends it. Both cross to other instances as they are (see
+/// `broker`), so an event is never rebuilt from its text.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Event {
-    pub frame: ServerFrame,
+    pub route: Route,
     pub text: Utf8Bytes,
+}
+
+/// The little of an event that delivery looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Route {
+    /// A new message: delivered once per socket, in id order.
+    Message(MessageId),
+    /// Someone joined: `since` is where the new member's sockets start reading.
+    MemberAdded {
+        group: GroupId,
+        user: UserId,
+        since: MessageId,
+    },
+    MemberRemoved {
+        group: GroupId,
+        user: UserId,
+    },
+    GroupDeleted,
+    /// Not echoed to the typist's own sockets.
+    Typing(UserId),
+    Other,
+}
+
+impl Route {
+    fn of(frame: &ServerFrame) -> Route {
+        match frame {
+            ServerFrame::GroupMessage(m) => Route::Message(m.id),
+            ServerFrame::MemberAdded {
+                group_id,
+                user_id,
+                since,
+                ..
+            } => Route::MemberAdded {
+                group: *group_id,
+                user: *user_id,
+                since: *since,
+            },
+            ServerFrame::MemberRemoved { group_id, user_id } => Route::MemberRemoved {
+                group: *group_id,
+                user: *user_id,
+            },
+            ServerFrame::GroupDeleted { .. } => Route::GroupDeleted,
+            ServerFrame::Typing { user_id, .. } => Route::Typing(*user_id),
+            _ => Route::Other,
+        }
+    }
 }
 
 impl Event {
     pub fn new(frame: ServerFrame) -> Arc<Event> {
-        let text = frame.to_text();
-        Arc::new(Event { frame, text })
+        Arc::new(Event {
+            route: Route::of(&frame),
+            text: frame.to_text(),
+        })
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.route, self.text.as_str()).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
+        let (route, text) = <(Route, String)>::deserialize(d)?;
+        Ok(Event {
+            route,
+            text: Utf8Bytes::from(text),
+        })
     }
 }
 
 /// What a user's control channel carries: events about their own memberships, and orders for
 /// their sockets.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Control {
     Event(Arc<Event>),
     /// The account was deleted: its sockets close.
@@ -50,10 +116,13 @@ pub enum Control {
     },
     /// One session ended (logout): the sockets opened with its tokens close.
     SessionEnded(SessionKey),
+    /// This instance missed events it cannot read back (see `broker`): the sockets close
+    /// with 1013 and reconnect with `since`, which the database answers.
+    Reconnect,
 }
 
 /// Where a committed event goes.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outbound {
     Group(GroupId, Arc<Event>),
     /// A user's control channel.
@@ -113,11 +182,11 @@ impl Hub {
         match out {
             Outbound::Group(group, event) => {
                 let mut groups = lock(&self.groups);
-                match &event.frame {
-                    ServerFrame::GroupMessage(m) => {
-                        groups.newest.insert(group, m.id);
+                match event.route {
+                    Route::Message(id) => {
+                        groups.newest.insert(group, id);
                     }
-                    ServerFrame::GroupDeleted { .. } => {
+                    Route::GroupDeleted => {
                         groups.newest.remove(&group);
                     }
                     _ => {}
@@ -217,6 +286,11 @@ impl Hub {
     pub fn is_online(&self, user: UserId) -> bool {
         lock(&self.users).contains_key(&user)
     }
+
+    /// Every user with a socket here.
+    pub fn connected_users(&self) -> Vec<UserId> {
+        lock(&self.users).keys().copied().collect()
+    }
 }
 
 /// A registered socket; unregisters when released, or on drop however the socket task ends.
@@ -264,7 +338,7 @@ mod tests {
         hub.publish(Outbound::Group(GroupId(2), deleted(4)));
         for id in 1..=3 {
             let ev = rx.try_recv().expect("event");
-            assert_eq!(ev.frame, deleted(id).frame);
+            assert_eq!(*ev, *deleted(id));
         }
         assert!(rx.try_recv().is_err());
         assert!(!lock(&hub.groups).channels.contains_key(&GroupId(2)));

@@ -12,6 +12,7 @@ pub mod error;
 pub mod limits;
 
 mod auth;
+mod broker;
 mod cors;
 mod http;
 mod hub;

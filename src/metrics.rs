@@ -43,6 +43,11 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Thumbnail requests waiting for the decoder (its queue), and thumbnails decoded.
     pub thumbnails_waiting: Gauge,
+    /// Joined by a broker: messages not sent to it (its queue full), batches read from the
+    /// log because the broker did not bring them in time, and batches gone from the log.
+    pub broker_dropped: Counter,
+    pub broker_gaps: Counter,
+    pub broker_lost: Counter,
     pub thumbnails_made: Counter,
 }
 
@@ -83,12 +88,34 @@ impl Metrics {
             commit_seconds: latency_histogram(),
             thumbnails_waiting: Gauge::default(),
             thumbnails_made: Counter::default(),
+            broker_dropped: Counter::default(),
+            broker_gaps: Counter::default(),
+            broker_lost: Counter::default(),
         };
         let mut registry = Registry::with_prefix("chatserver");
         m.register_all(&mut registry);
         m.register_attachments(&mut registry);
+        m.register_broker(&mut registry);
         m.registry = registry;
         m
+    }
+
+    fn register_broker(&self, registry: &mut Registry) {
+        registry.register(
+            "broker_dropped",
+            "Messages not sent to the broker because its queue was full",
+            self.broker_dropped.clone(),
+        );
+        registry.register(
+            "broker_gaps",
+            "Times a batch from another instance was read from the cluster log, not the broker",
+            self.broker_gaps.clone(),
+        );
+        registry.register(
+            "broker_lost",
+            "Times batches were gone from the cluster log and this instance's sockets reconnected",
+            self.broker_lost.clone(),
+        );
     }
 
     fn register_all(&self, registry: &mut Registry) {

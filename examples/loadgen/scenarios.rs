@@ -45,10 +45,15 @@ fn prefix() -> String {
     format!("lg{:08x}", (unix_nanos() / 1000) as u32)
 }
 
-/// Connects one socket per token, 100 handshakes at a time (more only overflows the backlog).
-async fn connect_all(addr: SocketAddr, tokens: Vec<String>) -> Vec<Res<Ws>> {
-    stream::iter(tokens)
-        .map(|t| async move { net::ws_connect(addr, &t).await })
+/// Connects one socket per token, 100 handshakes at a time (more only overflows the backlog),
+/// to the instances in turn.
+async fn connect_all(addrs: &[SocketAddr], tokens: Vec<String>) -> Vec<Res<Ws>> {
+    let addrs = addrs.to_vec();
+    stream::iter(tokens.into_iter().enumerate())
+        .map(|(i, t)| {
+            let addr = addrs[i % addrs.len()];
+            async move { net::ws_connect(addr, &t).await }
+        })
         .buffered(100)
         .collect()
         .await
@@ -83,8 +88,9 @@ async fn http_send(o: &Opts, addr: SocketAddr) -> Res<bool> {
     for run in 0..o.runs {
         // Connections open before the clock starts; each task owns one (so exactly N of them).
         let mut conns = Vec::new();
-        for _ in 0..o.connections {
-            let mut h = Http::new(addr);
+        let addrs = crate::instances(o, addr);
+        for c in 0..o.connections {
+            let mut h = Http::new(addrs[c % addrs.len()]);
             h.connect().await?;
             conns.push(h);
         }
@@ -173,7 +179,8 @@ struct Log {
 
 /// What all receiving clients share.
 struct Shared {
-    addr: SocketAddr,
+    /// The instances; a socket reconnects to the one it was on.
+    addrs: Vec<SocketAddr>,
     gate: Arc<Gate>,
     /// Frames of any type, to see when the presence storm of coming online has passed.
     frames: AtomicU64,
@@ -189,6 +196,7 @@ struct Shared {
 /// neither lose its messages nor let it slow the others; its latency is left out.
 async fn receive(
     sh: Arc<Shared>,
+    index: usize,
     token: String,
     group: u64,
     mut ws: Ws,
@@ -208,7 +216,7 @@ async fn receive(
                 reconnects += 1;
                 sh.reconnects.fetch_add(1, Ordering::Relaxed);
                 let since = log.lock().unwrap().last_id;
-                match net::ws_open(sh.addr, &token, Some(since)).await {
+                match net::ws_open(sh.addrs[index % sh.addrs.len()], &token, Some(since)).await {
                     Ok(new) => ws = new,
                     Err(e) => break format!("closed 1013, then reconnecting failed: {e}"),
                 }
@@ -317,8 +325,9 @@ async fn fanout(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<bool> {
     // The flow gate and the delivery rate follow the normal sockets only: slow ones may lag.
     let gate = Arc::new(Gate::new(members.saturating_sub(o.slow) as u64, o.window));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let addrs = crate::instances(o, addr);
     let sh = Arc::new(Shared {
-        addr,
+        addrs: addrs.clone(),
         gate: gate.clone(),
         frames: AtomicU64::new(0),
         reconnects: AtomicU64::new(0),
@@ -326,11 +335,11 @@ async fn fanout(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<bool> {
     });
     let mut logs = Vec::new();
     let tokens = users.iter().map(|u| u.1.clone()).collect();
-    for (i, ws) in connect_all(addr, tokens).await.into_iter().enumerate() {
+    for (i, ws) in connect_all(&addrs, tokens).await.into_iter().enumerate() {
         let log = Arc::new(Mutex::new(Log::default()));
         let (token, group) = (users[i].1.clone(), groups[i / members]);
         let slow = i % members < o.slow; // the first --slow members of each group
-        tokio::spawn(receive(sh.clone(), token, group, ws?, log.clone(), slow));
+        tokio::spawn(receive(sh.clone(), i, token, group, ws?, log.clone(), slow));
         logs.push(log);
     }
     // Coming online sends presence to every member: let that storm pass before measuring.
@@ -374,9 +383,10 @@ async fn fanout(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<bool> {
         let mut sockets = Vec::new();
         for k in 0..o.senders {
             let g = k % n_groups;
+            let to = addrs[k % addrs.len()];
             sockets.push((
                 g,
-                net::ws_connect(addr, &users[g * members + (k / n_groups) % members].1).await?,
+                net::ws_connect(to, &users[g * members + (k / n_groups) % members].1).await?,
             ));
         }
         let budget = Arc::new(AtomicI64::new(max_messages));
@@ -566,7 +576,7 @@ async fn idle(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<bool> {
         tokio::time::sleep(Duration::from_secs(1)).await; // let the previous run's sockets go
         let t = Instant::now();
         let tokens = (0..c).map(|i| users[i % n_users].1.clone()).collect();
-        let results = connect_all(addr, tokens).await;
+        let results = connect_all(&crate::instances(o, addr), tokens).await;
         let open_rate = c as f64 / t.elapsed().as_secs_f64();
         let errors: Vec<String> = results
             .iter()

@@ -2,8 +2,8 @@
 //! query. An access token is honoured while its account exists, its session epoch is the
 //! user's current one (a password change or "log out everywhere" moves the epoch on), and its
 //! session has not been ended (logout, a replayed refresh token). Changes made by the server
-//! itself are applied here at once; the command line, in another process, counts its changes
-//! in the database, and `refresh` picks them up within a second.
+//! itself are applied here at once; every change is also counted in the database, and
+//! `refresh` picks up those made elsewhere (the command line, other instances) within a second.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -32,6 +32,8 @@ pub(crate) struct Changed {
     pub gone: Vec<UserId>,
     /// Accounts whose sessions all ended (a new password): their sockets close.
     pub signed_out: Vec<(UserId, i64)>,
+    /// Sessions ended elsewhere (a logout on another instance): their sockets close.
+    pub ended: Vec<(UserId, SessionKey)>,
 }
 
 impl Accounts {
@@ -94,10 +96,14 @@ impl Accounts {
 
     /// A session ended: tokens naming it are refused.
     pub fn end(&self, family: &str) {
+        self.end_session(SessionKey::of(family));
+    }
+
+    pub fn end_session(&self, session: SessionKey) {
         self.ended
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(SessionKey::of(family), unix_now() as i64);
+            .insert(session, unix_now() as i64);
     }
 
     /// Forgets ended sessions whose tokens have all expired.
@@ -151,8 +157,11 @@ impl Accounts {
             }
         }
         let mut ended = self.ended.write().unwrap_or_else(|p| p.into_inner());
-        for (family, at) in list.ended {
-            ended.insert(SessionKey::of(&family), at);
+        for (family, user, at) in list.ended {
+            let key = SessionKey::of(&family);
+            if ended.insert(key, at).is_none() {
+                changed.ended.push((user, key));
+            }
         }
         self.changes.store(list.changes, Ordering::Relaxed);
         Ok(changed)

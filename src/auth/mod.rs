@@ -29,7 +29,7 @@ pub(crate) struct AuthUser {
 }
 
 /// A session, as access tokens and sockets know it: a digest of its refresh-token family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SessionKey(u64);
 
 impl SessionKey {

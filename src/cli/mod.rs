@@ -112,10 +112,10 @@ pub fn main() -> ExitCode {
         }
     };
     let is_serve = matches!(cli.command, Command::Serve(_));
-    // refinery reports each migration at INFO, and PostgreSQL its notices; what was applied is
-    // logged once by the store.
+    // refinery reports each migration at INFO, PostgreSQL its notices and NATS each
+    // connection; what was applied is logged once by the store, the broker by the server.
     init_logging(if is_serve {
-        "info,refinery_core=warn,tokio_postgres=warn"
+        "info,refinery_core=warn,tokio_postgres=warn,async_nats=warn"
     } else {
         "warn"
     });

@@ -14,7 +14,8 @@ mod database;
 mod values;
 pub use database::Database;
 use values::{
-    byte_size, count, host_name, origin, ping_interval, seconds, signing_secret, size, timeout,
+    broker, byte_size, count, host_name, origin, ping_interval, seconds, signing_secret, size,
+    timeout,
 };
 
 /// How hard SQLite syncs to disk. `Normal` (WAL + synchronous=NORMAL) survives a crash of
@@ -91,6 +92,10 @@ pub struct Config {
     /// Address to listen on (0.0.0.0:8080 to let other machines in).
     #[arg(long, env = "CHATSERVER_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// Join the other instances serving the same PostgreSQL database through this NATS server
+    /// (nats://host:port). Without it, a server is alone on its database.
+    #[arg(long, env = "CHATSERVER_BROKER", value_name = "URL", value_parser = broker)]
+    pub broker: Option<String>,
     #[command(flatten)]
     pub tokens: TokenArgs,
     /// Lifetime of refresh tokens (at most ten years).
@@ -284,6 +289,8 @@ mod tests {
             &["--login-limit", "5"],
             &["--idle-timeout", "-1"],
             &["--cors-origin", "not a url"],
+            &["--broker", "http://127.0.0.1:4222"],
+            &["--broker", "nats://"],
             &["--public-host", "chat.example:8080"],
             &["--public-host", "http://chat.example"],
             &["--cors-origin", "https://a.example/path"],

@@ -52,6 +52,23 @@ pub(super) fn count(s: &str) -> Result<usize, String> {
 
 /// `*`, or an origin as a browser sends it: `http` or `https`, a host, maybe a port, and
 /// nothing after (a trailing `/` is forgiven). Anything else would never match a request.
+/// A NATS server's address: `nats://host:port` (several, comma-separated, for a NATS cluster).
+pub(super) fn broker(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.split(',').all(|one| {
+            one.trim()
+                .strip_prefix("nats://")
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains(['/', ' ']))
+        });
+    match ok {
+        true => Ok(s.to_string()),
+        false => Err(format!(
+            "{s:?} is not a NATS address; give it like nats://127.0.0.1:4222"
+        )),
+    }
+}
+
 pub(super) fn origin(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s == "*" {

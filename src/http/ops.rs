@@ -35,18 +35,21 @@ pub struct Health {
 /// Whether the server and its database answer.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses(
     (status = 200, body = Health),
-    (status = 503, description = "The database is unusable", body = ErrorBody),
+    (status = 503, description = "The database or the broker is unusable", body = ErrorBody),
 ))]
 async fn health(req: Request) -> Result<Response> {
     if !req.service().store.healthy().await {
         return Err(Error::unavailable("the database is unusable"));
+    }
+    if !req.service().bus.usable() {
+        return Err(Error::unavailable("the broker is unreachable"));
     }
     super::json(
         &Health {
             status: "ok",
             version: env!("CARGO_PKG_VERSION"),
             backend: req.service().store.backend().name(),
-            broker: "none",
+            broker: req.service().bus.name(),
         },
         StatusCode::OK,
     )

@@ -275,13 +275,13 @@ impl Service {
     fn ended(&self, user: UserId, family: &str) {
         self.accounts.end(family);
         let session = auth::SessionKey::of(family);
-        self.hub
+        self.bus
             .publish(Outbound::User(user, Control::SessionEnded(session)));
     }
 
     fn signed_out_everywhere(&self, user: UserId, epoch: i64) {
         self.accounts.set_epoch(user, epoch);
-        self.hub
+        self.bus
             .publish(Outbound::User(user, Control::SessionsEnded { epoch }));
     }
 

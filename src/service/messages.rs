@@ -211,7 +211,7 @@ impl Service {
             user_id: user,
             username: username.to_string(),
         });
-        self.hub.publish(Outbound::Group(group, event));
+        self.bus.publish(Outbound::Group(group, event));
     }
 }
 

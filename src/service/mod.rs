@@ -19,6 +19,7 @@ pub(crate) use attachments::Span;
 pub(crate) use messages::{NewMessage, PageQuery};
 
 use crate::auth::{Accounts, Keys, Passwords};
+use crate::broker::Bus;
 use crate::config::Config;
 use crate::hub::{Control, Hub, Outbound};
 use crate::limits::{LoginGuard, RateLimit};
@@ -27,10 +28,13 @@ use crate::store::Store;
 /// The chat itself: the store, the hub and the keys, shared by every request and socket.
 pub(crate) struct Service {
     pub store: Store,
+    /// This process's sockets.
     pub hub: Arc<Hub>,
+    /// Where events not stored are published: the hub, and other instances if joined.
+    pub bus: Arc<Bus>,
     keys: Keys,
     passwords: Passwords,
-    accounts: Accounts,
+    accounts: Arc<Accounts>,
     login_guard: LoginGuard,
     signups: RateLimit,
     refreshes: RateLimit,
@@ -49,12 +53,14 @@ const REFRESHES_PER_MINUTE: usize = 600;
 impl Service {
     pub fn new(
         store: Store,
-        hub: Arc<Hub>,
+        bus: Arc<Bus>,
         secret: &str,
         accounts: Accounts,
         config: &Config,
         metrics: &crate::metrics::Metrics,
     ) -> Service {
+        let accounts = Arc::new(accounts);
+        bus.follow_accounts(Arc::clone(&accounts));
         Service {
             keys: Keys::new(secret.as_bytes(), config.tokens.access_ttl),
             passwords: Passwords::new(config.hashing.bcrypt_cost),
@@ -66,14 +72,14 @@ impl Service {
             uploads: crate::limits::Slots::new(attachments::UPLOADS_PER_USER),
             accounts,
             store,
-            hub,
+            hub: Arc::clone(bus.hub()),
+            bus,
             config: config.clone(),
         }
     }
 
-    /// Notices what the command line (another process) changed: deleted accounts' sockets
-    /// close, and so do the sockets of accounts whose password it set. Called about once a
-    /// second.
+    /// Notices what was changed elsewhere (the command line, other instances): deleted
+    /// accounts' sockets close, and so do those of sessions ended. Called about once a second.
     pub async fn follow_account_changes(&self) {
         match self.accounts.refresh(&self.store).await {
             Ok(changed) => {
@@ -83,9 +89,13 @@ impl Service {
                         .publish(Outbound::User(user, Control::AccountClosed));
                 }
                 for (user, epoch) in changed.signed_out {
-                    tracing::info!(%user, "password set by the operator; closing its sockets");
+                    tracing::info!(%user, "signed out elsewhere; closing its sockets");
                     self.hub
                         .publish(Outbound::User(user, Control::SessionsEnded { epoch }));
+                }
+                for (user, session) in changed.ended {
+                    self.hub
+                        .publish(Outbound::User(user, Control::SessionEnded(session)));
                 }
             }
             Err(e) => tracing::warn!(error = %e, "checking for changed accounts"),

@@ -31,7 +31,7 @@ impl Service {
             last_seen,
         });
         for contact in to {
-            self.hub.publish(Outbound::Presence(contact, event.clone()));
+            self.bus.publish(Outbound::Presence(contact, event.clone()));
         }
     }
 }

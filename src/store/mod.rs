@@ -9,6 +9,7 @@ mod admin;
 mod attachments;
 mod blocks;
 mod classroom;
+mod cluster;
 pub(crate) mod db;
 mod extras;
 mod files;
@@ -36,9 +37,10 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::OpenFlags;
 use tokio::sync::oneshot;
 
+use crate::broker::Bus;
 use crate::config::{Database, SyncMode};
 use crate::error::{Error, Result};
-use crate::hub::{Hub, Outbound};
+use crate::hub::Outbound;
 use crate::metrics::Metrics;
 
 pub(crate) use admin::Admin;
@@ -154,17 +156,17 @@ impl Store {
         db: &Database,
         sync: SyncMode,
         caps: Caps,
-        hub: Arc<Hub>,
+        bus: Arc<Bus>,
         metrics: Arc<Metrics>,
     ) -> Result<Store> {
         let (engine, conn) = match db {
             Database::File(path) => open_sqlite(path, sync)?,
             Database::Postgres(url) => {
-                let (pg, conn) = postgres::Pg::open(url)?;
+                let (pg, conn) = postgres::Pg::open(url, bus.joined())?;
                 (Engine::Pg(pg), db::Conn::Pg(conn))
             }
         };
-        let writer = writer::Writer::start(conn, hub, Arc::clone(&metrics))?;
+        let writer = writer::Writer::start(conn, bus, Arc::clone(&metrics))?;
         Ok(Store {
             engine: Arc::new(engine),
             writer: Arc::new(writer),

@@ -32,11 +32,13 @@ pub(super) struct Pg {
 
 impl Pg {
     /// Takes the lock, migrates, and opens the pool; also hands back the writer's connection.
-    /// Runs on a blocking thread of the runtime.
-    pub fn open(url: &str) -> Result<(Pg, PgConn)> {
+    /// Runs on a blocking thread of the runtime. `shared`: this instance is joined to others
+    /// by a broker, and takes the lock in shared mode (so do they); a server alone takes it
+    /// exclusively, so the two kinds keep each other off one database.
+    pub fn open(url: &str, shared: bool) -> Result<(Pg, PgConn)> {
         let rt = Handle::current();
         let config = parse(url)?;
-        let lock = rt.block_on(lock(&config))?;
+        let lock = rt.block_on(lock(&config, shared))?;
         rt.block_on(migrate(&config))?;
         // The reads' connections, the writer's, and one to spare.
         let pool = pool(config, READ_POOL + 2)?;
@@ -64,10 +66,9 @@ impl Pg {
         self.pool.close();
         let lock = self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(client) = lock {
-            if let Err(e) = client
-                .execute("SELECT pg_advisory_unlock($1)", &[&SERVE_LOCK])
-                .await
-            {
+            // Whichever mode it was taken in.
+            let unlock = "SELECT pg_advisory_unlock($1), pg_advisory_unlock_shared($1)";
+            if let Err(e) = client.execute(unlock, &[&SERVE_LOCK]).await {
                 tracing::warn!(error = %e, "releasing the database lock");
             }
         }
@@ -114,14 +115,15 @@ pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<Client> {
 }
 
 /// The lock's connection names its process, so a server refused can say who holds it.
-async fn lock(config: &tokio_postgres::Config) -> Result<Client> {
+async fn lock(config: &tokio_postgres::Config, shared: bool) -> Result<Client> {
     let mut named = config.clone();
     named.application_name(format!("chatserver pid {}", std::process::id()));
     let client = connect(&named).await?;
-    let held: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&SERVE_LOCK])
-        .await?
-        .get(0);
+    let take = match shared {
+        true => "SELECT pg_try_advisory_lock_shared($1)",
+        false => "SELECT pg_try_advisory_lock($1)",
+    };
+    let held: bool = client.query_one(take, &[&SERVE_LOCK]).await?.get(0);
     if held {
         return Ok(client);
     }
@@ -139,12 +141,19 @@ async fn lock(config: &tokio_postgres::Config) -> Result<Client> {
         .flatten()
         .map(|r| format!("{}, from {}", r.get::<_, String>(0), r.get::<_, String>(1)))
         .unwrap_or_else(|| "another process".into());
+    let message = match shared {
+        true => format!(
+            "this PostgreSQL database is served by a chatserver without --broker ({holder}); \
+             stop it, or give every instance the same --broker"
+        ),
+        false => format!(
+            "this PostgreSQL database is already served by another chatserver ({holder}); \
+             stop it first, or give every instance the same --broker to run them together"
+        ),
+    };
     Err(Error::Conflict {
         code: "in_use",
-        message: format!(
-            "this PostgreSQL database is already served by another chatserver ({holder}); \
-             stop it first"
-        ),
+        message,
     })
 }
 

@@ -133,7 +133,8 @@ fn end(conn: &Db, user: UserId, family: &str, now: i64) -> Result<()> {
          ON CONFLICT (family) DO NOTHING",
         args![family, user, now],
     )?;
-    Ok(())
+    // Other instances honour the session's access tokens until they hear of it.
+    users::count_change(conn)
 }
 
 enum Presented {
@@ -180,11 +181,11 @@ pub(super) fn revoke_all(conn: &Db, user: UserId) -> Result<()> {
     Ok(())
 }
 
-/// Sessions ended after `after` (Unix seconds), with when.
-pub(super) fn ended_since(conn: &Db, after: i64) -> Result<Vec<(String, i64)>> {
+/// Sessions ended after `after` (Unix seconds), with whose and when.
+pub(super) fn ended_since(conn: &Db, after: i64) -> Result<Vec<(String, UserId, i64)>> {
     conn.query_map(
-        "SELECT family, ended_at FROM ended_sessions WHERE ended_at >= ?1",
+        "SELECT family, user_id, ended_at FROM ended_sessions WHERE ended_at >= ?1",
         args![after],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
 }

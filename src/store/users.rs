@@ -13,9 +13,9 @@ const PROFILE_COLUMNS: &str =
 const PUBLIC_COLUMNS: &str =
     "id, username, display_name, avatar_url, public_key, last_seen, created_at";
 
-/// The settings key counting changes to accounts made by the command line (a deletion, a new
-/// password), so the running server (another process) notices within a second and stops
-/// honouring the tokens those changes ended.
+/// The settings key counting changes to accounts and sessions (a deletion, a new password, a
+/// logout), so every server on the database (another process: the command line, or other
+/// instances) notices within a second and stops honouring the tokens those changes ended.
 const CHANGES_KEY: &str = "account_changes";
 
 /// The settings key holding the highest id ever deleted, so `insert` never hands it out again.
@@ -34,7 +34,7 @@ pub(crate) struct ProfileChanges {
 pub(crate) struct AccountList {
     pub changes: i64,
     pub users: Vec<(UserId, i64)>,
-    pub ended: Vec<(String, i64)>,
+    pub ended: Vec<(String, UserId, i64)>,
 }
 
 impl Store {
@@ -282,6 +282,7 @@ pub(super) fn set_password(conn: &Db, id: UserId, hash: &str) -> Result<()> {
 /// tokens issued before are refused too; returns the new epoch.
 pub(super) fn end_all_sessions(conn: &Db, id: UserId) -> Result<i64> {
     tokens::revoke_all(conn, id)?;
+    count_change(conn)?;
     let epoch = conn.query_opt(
         "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?1
              RETURNING session_epoch",
@@ -291,7 +292,7 @@ pub(super) fn end_all_sessions(conn: &Db, id: UserId) -> Result<i64> {
     epoch.ok_or_else(Error::account_gone)
 }
 
-/// Tells a running server (another process) that accounts changed (see `CHANGES_KEY`).
+/// Tells every running server that accounts or sessions changed (see `CHANGES_KEY`).
 pub(super) fn count_change(conn: &Db) -> Result<()> {
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, '1')

@@ -1,9 +1,11 @@
 //! The single writer: SQLite has one writer at a time, so instead of many connections queueing
 //! on its lock, one thread owns the write connection and runs queued writes in batches: one
 //! transaction per batch (group commit), one savepoint per write so a failing write undoes only
-//! itself. On PostgreSQL it is the same: one connection, batches, savepoints. After the commit it publishes each write's events to the hub, in commit order, and
-//! only then answers the writers. A message is therefore never on a socket before it is on disk,
-//! and a conversation's messages reach the hub in id order.
+//! itself. On PostgreSQL it is the same: one connection, batches, savepoints; instances joined
+//! by a broker also number and log each batch (see `broker`). After the commit it publishes
+//! each write's events, in commit order, and only then answers the writers. A message is
+//! therefore never on a socket before it is on disk, and a conversation's messages reach the
+//! hub in id order.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -12,13 +14,17 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::cluster;
 use super::db::{Conn, Db};
 use super::Written;
+use crate::broker::{Batch, Bus};
 use crate::error::{Error, Result};
 #[cfg(test)]
 use crate::hub::Event;
-use crate::hub::{Hub, Outbound};
+use crate::hub::Outbound;
+use crate::hub::Route;
 use crate::metrics::Metrics;
+#[cfg(test)]
 use crate::protocol::ServerFrame;
 
 /// Most writes in one transaction; bounds the latency one batch adds to the next.
@@ -48,11 +54,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Conn, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Result<Writer> {
+    pub fn start(conn: Conn, bus: Arc<Bus>, metrics: Arc<Metrics>) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Order>();
         thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || run(conn, rx, hub, metrics))
+            .spawn(move || run(conn, rx, bus, metrics))
             .map_err(|e| Error::internal(format!("cannot start the database writer: {e}")))?;
         Ok(Writer { tx })
     }
@@ -129,7 +135,7 @@ fn in_savepoint<T>(conn: &Db, f: impl FnOnce(&Db) -> Result<Written<T>>) -> Resu
     }
 }
 
-fn run(conn: Conn, rx: mpsc::Receiver<Order>, hub: Arc<Hub>, metrics: Arc<Metrics>) {
+fn run(conn: Conn, rx: mpsc::Receiver<Order>, bus: Arc<Bus>, metrics: Arc<Metrics>) {
     let db = conn.db();
     let mut stop = None;
     while let Ok(first) = rx.recv() {
@@ -150,7 +156,7 @@ fn run(conn: Conn, rx: mpsc::Receiver<Order>, hub: Arc<Hub>, metrics: Arc<Metric
         if !batch.is_empty() {
             let started = Instant::now();
             metrics.write_batch_size.observe(batch.len() as f64);
-            run_batch(&db, batch, &hub, &metrics);
+            run_batch(&db, batch, &bus, &metrics);
             metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -174,16 +180,26 @@ fn run(conn: Conn, rx: mpsc::Receiver<Order>, hub: Arc<Hub>, metrics: Arc<Metric
     }
 }
 
-fn run_batch(conn: &Db, batch: Vec<Job>, hub: &Hub, metrics: &Metrics) {
-    if let Err(refused) = conn.begin_write() {
-        tracing::error!(error = %refused, "cannot begin a write transaction");
-        for job in batch {
-            job(Err(&refused));
+fn run_batch(conn: &Db, batch: Vec<Job>, bus: &Bus, metrics: &Metrics) {
+    let begun = conn.begin_write().and_then(|()| match bus.joined() {
+        true => cluster::next_batch(conn).map(Some),
+        false => Ok(None),
+    });
+    let seq = match begun {
+        Ok(seq) => seq,
+        Err(refused) => {
+            tracing::error!(error = %refused, "cannot begin a write transaction");
+            if conn.in_transaction() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            for job in batch {
+                job(Err(&refused));
+            }
+            return;
         }
-        return;
-    }
+    };
     if let Some(done) = run_jobs(conn, batch) {
-        commit(conn, done, hub, metrics);
+        commit(conn, done, seq, bus, metrics);
     }
 }
 
@@ -211,27 +227,44 @@ fn run_jobs(conn: &Db, batch: Vec<Job>) -> Option<Vec<Done>> {
     Some(done)
 }
 
-/// Commits; then publishes every write's events in commit order and answers the writers. A
-/// failed commit rolls the batch back and answers every write with the error.
-fn commit(conn: &Db, done: Vec<Done>, hub: &Hub, metrics: &Metrics) {
-    if let Err(failed) = conn.execute_batch("COMMIT") {
+/// Commits (joined, with the batch's events logged under its number); then publishes every
+/// write's events in commit order and answers the writers. A failed commit rolls the batch
+/// back and answers every write with the error.
+fn commit(conn: &Db, done: Vec<Done>, seq: Option<i64>, bus: &Bus, metrics: &Metrics) {
+    let mut events = Vec::new();
+    let mut answers = Vec::with_capacity(done.len());
+    for d in done {
+        events.extend(d.events);
+        answers.push(d.answer);
+    }
+    let logged = seq.map(|seq| Batch {
+        seq,
+        // Every field is a string, number or a struct of them: this cannot fail.
+        body: serde_json::to_string(&events).unwrap_or_else(|_| "[]".into()),
+    });
+    let committed = match &logged {
+        Some(batch) => cluster::log_batch(conn, batch.seq, &batch.body),
+        None => Ok(()),
+    }
+    .and_then(|()| conn.execute_batch("COMMIT"));
+    if let Err(failed) = committed {
         tracing::error!(error = %failed, "commit failed; the batch is rolled back");
         let _ = conn.execute_batch("ROLLBACK");
-        for d in done {
-            (d.answer)(Some(failed.clone()));
+        for answer in answers {
+            answer(Some(failed.clone()));
         }
         return;
     }
-    for d in done {
-        for event in d.events {
-            if let Outbound::Group(_, e) = &event {
-                if matches!(e.frame, ServerFrame::GroupMessage(_)) {
-                    metrics.messages_stored.inc();
-                }
+    for event in &events {
+        if let Outbound::Group(_, e) = event {
+            if matches!(e.route, Route::Message(_)) {
+                metrics.messages_stored.inc();
             }
-            hub.publish(event);
         }
-        (d.answer)(None);
+    }
+    bus.committed(logged, events);
+    for answer in answers {
+        answer(None);
     }
 }
 
@@ -307,11 +340,11 @@ mod tests {
     /// Runs one batch of `writes`; returns their answers, what `t` holds, and the events
     /// published, in order.
     fn batch(conn: &Conn, writes: &[(i64, Then)]) -> (Vec<Result<i64>>, Vec<i64>, Vec<MessageId>) {
-        let hub = Hub::new(64);
-        let (mut events, _) = hub.subscribe_group(GroupId(1));
+        let bus = Bus::alone(Arc::new(crate::hub::Hub::new(64)));
+        let (mut events, _) = bus.hub().subscribe_group(GroupId(1));
         let (jobs, replies): (Vec<_>, Vec<_>) = writes.iter().map(|&(v, f)| write(v, f)).unzip();
         let conn = conn.db();
-        run_batch(&conn, jobs, &hub, &Metrics::new());
+        run_batch(&conn, jobs, &bus, &Metrics::new());
         let answers = replies
             .into_iter()
             .map(|mut rx| rx.try_recv().expect("every write is answered"))
@@ -321,9 +354,8 @@ mod tests {
             .unwrap();
         let mut published = Vec::new();
         while let Ok(e) = events.try_recv() {
-            if let ServerFrame::MessageDeleted { id, .. } = e.frame {
-                published.push(id);
-            }
+            let frame: serde_json::Value = serde_json::from_str(e.text.as_str()).unwrap();
+            published.push(MessageId(frame["id"].as_i64().unwrap()));
         }
         (answers, stored, published)
     }

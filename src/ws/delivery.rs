@@ -14,7 +14,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::session::{End, Session, Step};
-use crate::hub::{Control, Event};
+use crate::hub::{Control, Event, Route};
 use crate::model::{GroupId, Message, MessageId};
 use crate::protocol::ServerFrame;
 
@@ -137,19 +137,19 @@ impl Session {
 
     async fn deliver(&mut self, group: GroupId, event: &Event) -> Step {
         let me = self.user;
-        match &event.frame {
-            ServerFrame::GroupMessage(m) => {
+        match event.route {
+            Route::Message(id) => {
                 let cursor = self.cursors.entry(group).or_insert(MessageId(0));
-                if m.id <= *cursor {
+                if id <= *cursor {
                     return Ok(());
                 }
-                *cursor = m.id;
+                *cursor = id;
             }
             // This socket's own additions arrive on the user channel (see `user_event`).
-            ServerFrame::MemberAdded { user_id, .. } if *user_id == me => return Ok(()),
-            ServerFrame::MemberRemoved { user_id, .. } if *user_id == me => self.unsubscribe(group),
-            ServerFrame::GroupDeleted { .. } => self.unsubscribe(group),
-            ServerFrame::Typing { user_id, .. } if *user_id == me => return Ok(()),
+            Route::MemberAdded { user, .. } if user == me => return Ok(()),
+            Route::MemberRemoved { user, .. } if user == me => self.unsubscribe(group),
+            Route::GroupDeleted => self.unsubscribe(group),
+            Route::Typing(user) if user == me => return Ok(()),
             _ => {}
         }
         self.feed(event.text.clone()).await
@@ -169,18 +169,14 @@ impl Session {
                 return Err(End::SignedOut)
             }
             Ok(Control::SessionsEnded { .. } | Control::SessionEnded(_)) => return Ok(()),
+            Ok(Control::Reconnect) => return Err(End::Reconnect),
             // A burst of changes for this user overflowed the channel: find out what was lost.
             Err(broadcast::error::RecvError::Lagged(_)) => return self.resync().await,
             Err(broadcast::error::RecvError::Closed) => return Err(End::Broken),
         };
-        match &event.frame {
-            ServerFrame::MemberAdded {
-                group_id,
-                user_id,
-                since,
-                ..
-            } if *user_id == self.user => {
-                let (group_id, since) = (*group_id, *since);
+        match event.route {
+            Route::MemberAdded { group, user, since } if user == self.user => {
+                let group_id = group;
                 if self.subs.contains_key(&group_id) {
                     return Ok(()); // already told by a resync
                 }
@@ -193,8 +189,8 @@ impl Session {
                 }
                 Ok(())
             }
-            ServerFrame::MemberRemoved { group_id, user_id } if *user_id == self.user => {
-                self.removed(*group_id, &event).await
+            Route::MemberRemoved { group, user } if user == self.user => {
+                self.removed(group, &event).await
             }
             _ => self.feed(event.text.clone()).await,
         }

@@ -35,6 +35,8 @@ pub(super) enum End {
     Idle,
     /// The client stopped reading: a write waited longer than the idle limit.
     Stuck,
+    /// This instance lost events it cannot read back: reconnecting with `since` recovers.
+    Reconnect,
     AccountClosed,
     /// The session the socket was opened in ended (logout, a new password).
     SignedOut,
@@ -195,6 +197,7 @@ impl Session {
                 self.state.metrics.slow_closed.inc();
                 (CloseCode::Again, "not reading; reconnect with since")
             }
+            End::Reconnect => (CloseCode::Again, "events missed; reconnect with since"),
             End::Protocol(code) => (code, "protocol error"),
             End::Idle => (CloseCode::Away, "no answer to pings"),
             End::AccountClosed => (CloseCode::Policy, "account deleted"),

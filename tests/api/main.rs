@@ -23,6 +23,7 @@ mod browser;
 mod classroom;
 mod cli;
 mod cli_help;
+mod cluster;
 mod direct;
 mod durability;
 mod durability_limits;

@@ -6,6 +6,7 @@
 mod api;
 mod asserts;
 mod files;
+mod nats;
 mod netns;
 mod postgres;
 mod process;
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use api::*;
 pub use asserts::*;
 pub use files::*;
+pub use nats::*;
 pub use netns::*;
 pub use postgres::*;
 pub use process::*;

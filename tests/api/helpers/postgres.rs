@@ -22,8 +22,9 @@ pub fn on_postgres() -> bool {
 /// The `--db` for a test's database: the SQLite file at `path`, or (on PostgreSQL) a database
 /// of its own, the same one each time the same path is given.
 pub fn db_arg(path: &Path) -> String {
-    if !on_postgres() {
-        return path.to_str().expect("a UTF-8 path").to_string();
+    let given = path.to_str().expect("a UTF-8 path");
+    if !on_postgres() || given.starts_with("postgres://") {
+        return given.to_string();
     }
     static NAMED: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
     let mut named = NAMED
@@ -56,6 +57,11 @@ pub struct Postgres {
 }
 
 impl Postgres {
+    /// Whether Debian's PostgreSQL server is installed.
+    pub fn installed() -> bool {
+        std::panic::catch_unwind(bin_dir).is_ok()
+    }
+
     pub fn get() -> &'static Postgres {
         static SERVER: OnceLock<Postgres> = OnceLock::new();
         SERVER.get_or_init(Postgres::start)

@@ -1,0 +1,385 @@
+//! Instances joined by a broker: three real server processes on one PostgreSQL database and one
+//! NATS server (both child processes on loopback, see helpers). Run in the default suite when
+//! PostgreSQL and nats-server are installed (CHATSERVER_REQUIRE_CLUSTER=1 makes their absence
+//! a failure, as in CI); not again in the PostgreSQL run, where they would be the same tests.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+struct Cluster {
+    db: String,
+    nats: Nats,
+    nodes: Vec<ServerProcess>,
+}
+
+/// `n` instances on a new database, or `None` (said why) when the services are missing.
+async fn cluster(n: usize) -> Option<Cluster> {
+    if on_postgres() {
+        eprintln!("skipped in the PostgreSQL run: the cluster tests run in the default one");
+        return None;
+    }
+    let missing = match (Postgres::installed(), Nats::binary()) {
+        (true, Some(_)) => return Some(start(n).await),
+        (false, _) => "PostgreSQL (apt-get install postgresql)",
+        (true, None) => "nats-server (apt-get install nats-server)",
+    };
+    assert!(
+        std::env::var_os("CHATSERVER_REQUIRE_CLUSTER").is_none(),
+        "CHATSERVER_REQUIRE_CLUSTER is set but {missing} is not installed"
+    );
+    eprintln!("skipped: {missing} is not installed");
+    None
+}
+
+async fn start(n: usize) -> Cluster {
+    let db = tokio::task::spawn_blocking(|| Postgres::get().new_database())
+        .await
+        .unwrap();
+    let nats = tokio::task::spawn_blocking(Nats::start).await.unwrap();
+    let mut cluster = Cluster {
+        db,
+        nats,
+        nodes: Vec::new(),
+    };
+    for _ in 0..n {
+        let node = cluster.spawn().await;
+        cluster.nodes.push(node);
+    }
+    cluster
+}
+
+impl Cluster {
+    async fn spawn(&self) -> ServerProcess {
+        let url = self.nats.url();
+        ServerProcess::spawn_with(std::path::Path::new(&self.db), &["--broker", &url]).await
+    }
+}
+
+fn ids(frames: &[Value]) -> Vec<i64> {
+    frames.iter().map(|m| m["id"].as_i64().unwrap()).collect()
+}
+
+/// The next `n` messages a socket is sent (other frames skipped).
+async fn messages(ws: &mut Ws, n: usize) -> Vec<Value> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        out.push(ws.next_of_type("group_message").await);
+    }
+    out
+}
+
+/// Sends a last message: the next each socket gets is that one, so nothing arrived twice or
+/// late before it.
+async fn nothing_more(sockets: &mut [&mut Ws], api: &Api, by: &Session) {
+    let marker = api.send(by, GENERAL, "marker").await;
+    for ws in sockets {
+        let next = ws.next_of_type("group_message").await;
+        assert_eq!(
+            next["id"], marker["id"],
+            "only the marker was left to arrive"
+        );
+    }
+}
+
+async fn send_n(api: &Api, by: &Session, label: &str, n: usize, sent: &mut Vec<i64>) {
+    for i in 0..n {
+        let m = api.send(by, GENERAL, &format!("{label} {i}")).await;
+        sent.push(m["id"].as_i64().unwrap());
+    }
+}
+
+/// Polls `/healthz` on `api` until it answers `status`, within the timeout.
+async fn health_becomes(api: &Api, status: u16) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (now, body) = api.get("/healthz", None).await;
+        if now == status {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz stayed {now} ({body}), not {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_to_one_instance_reaches_sockets_on_the_others_once_in_order() {
+    let Some(c) = cluster(3).await else { return };
+    let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    for node in &c.nodes {
+        let (status, health) = node.get("/healthz", None).await;
+        assert_eq!(status, 200, "{health}");
+        assert_eq!(health["backend"], "postgres");
+        assert_eq!(health["broker"], "nats");
+    }
+    let ava = a.ava().await;
+    let mike = b.mike().await;
+    let mut on_a = a.ws_ready(&ava).await;
+    let mut on_b = b.ws_ready(&mike).await;
+    let mut on_c = cc.ws_ready(&mike).await;
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        sent.push(
+            a.send(&ava, GENERAL, &format!("m{i}")).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    for ws in [&mut on_a, &mut on_b, &mut on_c] {
+        let got = messages(ws, sent.len()).await;
+        assert_eq!(ids(&got), sent, "every message once, in order");
+        assert_eq!(got[7]["content"], "m7");
+    }
+    nothing_more(&mut [&mut on_a, &mut on_b, &mut on_c], a, &ava).await;
+    // Typing is never stored: it crosses on the broker alone.
+    on_a.send_json(&json!({"type": "typing", "group_id": GENERAL}))
+        .await;
+    let typing = on_c.next_of_type("typing").await;
+    assert_eq!(typing["user_id"], ava.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_on_every_instance_are_seen_by_every_socket_in_one_order() {
+    let Some(c) = cluster(3).await else { return };
+    let mut senders = Vec::new();
+    for (i, node) in c.nodes.iter().enumerate() {
+        senders.push(node.new_user(&format!("Sender{i}")).await);
+    }
+    let ava = c.nodes[0].ava().await;
+    for s in &senders {
+        c.nodes[0].add_member(&ava, GENERAL, s.id, None).await;
+    }
+    let mike = c.nodes[0].mike().await;
+    let mut sockets = Vec::new();
+    for node in &c.nodes {
+        sockets.push(node.ws_ready(&mike).await);
+    }
+    const EACH: usize = 30;
+    let mut writers = Vec::new();
+    for (node, who) in c.nodes.iter().zip(&senders) {
+        let (api, who) = (node.api.clone(), who.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..EACH {
+                let m = api
+                    .send(&who, GENERAL, &format!("{} {i}", who.username))
+                    .await;
+                acked.push(m["id"].as_i64().unwrap());
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for w in writers {
+        let mine = w.await.unwrap();
+        assert!(
+            mine.windows(2).all(|p| p[0] < p[1]),
+            "one sender's ids rise"
+        );
+        acked.extend(mine);
+    }
+    acked.sort_unstable();
+    let history = ids(&c.nodes[2].full_history(&mike, GENERAL).await);
+    assert!(history.ends_with(&acked), "the history holds every send");
+    let mut orders = Vec::new();
+    for ws in &mut sockets {
+        let got = ids(&messages(ws, acked.len()).await);
+        assert!(
+            got.windows(2).all(|p| p[0] < p[1]),
+            "ids rise on every socket (commit order): {got:?}"
+        );
+        assert_eq!(got, acked, "every acknowledged message once");
+        orders.push(got);
+    }
+    assert!(orders.windows(2).all(|p| p[0] == p[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_retried_on_another_instance_returns_the_first_message() {
+    let Some(c) = cluster(2).await else { return };
+    let ava_a = c.nodes[0].ava().await;
+    let body = json!({"content": "only once", "client_id": "retry-7"});
+    let path = format!("/v1/messages/group/{GENERAL}");
+    let (status, first) = c.nodes[0].post_json(&path, ava_a.auth(), &body).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = c.nodes[1].post_json(&path, ava_a.auth(), &body).await;
+    assert_eq!(status, 200, "a retry elsewhere is a retry: {again}");
+    assert_eq!(again, first);
+    let history = c.nodes[1].full_history(&ava_a, GENERAL).await;
+    let copies = history
+        .iter()
+        .filter(|m| m["content"] == "only once")
+        .count();
+    assert_eq!(copies, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_under_writers_loses_nothing_acknowledged_and_its_clients_resume_elsewhere(
+) {
+    let Some(mut c) = cluster(3).await else {
+        return;
+    };
+    let ava = c.nodes[1].ava().await;
+    let mike = c.nodes[1].mike().await;
+    let mut on_b = c.nodes[1].ws_ready(&mike).await;
+    // Two writers on B, each until B stops answering (bounded: at most 2000 sends).
+    let mut writers = Vec::new();
+    for w in 0..2 {
+        let url = c.nodes[1].url(&format!("/v1/messages/group/{GENERAL}"));
+        let token = ava.token.clone();
+        writers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut acked = Vec::new();
+            for i in 0..2000 {
+                let body = json!({"content": format!("w{w} {i}")});
+                let sent = http.post(&url).bearer_auth(&token).json(&body).send().await;
+                // B is gone: this write's fate is unknown, and nothing later is sent.
+                let Ok(answer) = sent else { break };
+                if answer.status() != 201 {
+                    break;
+                }
+                let Ok(m) = answer.json::<Value>().await else {
+                    break;
+                };
+                acked.push(m["id"].as_i64().unwrap());
+            }
+            acked
+        }));
+    }
+    // Some arrive on B's socket, then B dies.
+    let seen = ids(&messages(&mut on_b, 40).await);
+    c.nodes[1].kill9();
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    acked.sort_unstable();
+    assert!(acked.len() >= 40, "the writers were acknowledged");
+    // Mike's client reconnects to C with `since`: it gets everything after what it saw.
+    let since = *seen.last().unwrap();
+    let mut on_c = c.nodes[2].ws_connect(&mike.token, Some(since)).await;
+    let mut resumed = Vec::new();
+    loop {
+        let frame = on_c.next_json().await;
+        match frame["type"].as_str() {
+            Some("group_message") => resumed.push(frame["id"].as_i64().unwrap()),
+            Some("ready") => break,
+            _ => {}
+        }
+    }
+    let after: Vec<i64> = acked.iter().copied().filter(|&id| id > since).collect();
+    let resumed_set: HashSet<i64> = resumed.iter().copied().collect();
+    assert!(
+        after.iter().all(|id| resumed_set.contains(id)),
+        "every acknowledged message after `since` is replayed"
+    );
+    let history: HashSet<i64> = ids(&c.nodes[0].full_history(&mike, GENERAL).await)
+        .into_iter()
+        .collect();
+    assert!(acked.iter().all(|id| history.contains(id)), "none lost");
+    // The survivors go on together.
+    let mut on_a = c.nodes[0].ws_ready(&mike).await;
+    let ava_c = c.nodes[2].ava().await;
+    let last = c.nodes[2].send(&ava_c, GENERAL, "still here").await;
+    assert_eq!(on_a.next_of_type("group_message").await["id"], last["id"]);
+    assert_eq!(on_c.next_of_type("group_message").await["id"], last["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_stopped_and_restarted_under_load_loses_and_doubles_nothing() {
+    let Some(c) = cluster(2).await else { return };
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let ava = a.ava().await;
+    let mike = b.mike().await;
+    let mut on_b = b.ws_ready(&mike).await;
+    let mut sent = Vec::new();
+    send_n(a, &ava, "before", 20, &mut sent).await;
+    assert_eq!(ids(&messages(&mut on_b, 20).await), sent);
+
+    let nats = &c.nats;
+    tokio::task::block_in_place(|| nats.stop());
+    let down = health_becomes(a, 503).await;
+    assert!(down["error"].as_str().unwrap().contains("broker"), "{down}");
+    // Sends still succeed, and reach B from the database meanwhile.
+    send_n(a, &ava, "during", 20, &mut sent).await;
+    assert_eq!(ids(&messages(&mut on_b, 20).await), sent[20..]);
+
+    tokio::task::block_in_place(|| nats.restart());
+    health_becomes(a, 200).await;
+    health_becomes(b, 200).await;
+    send_n(a, &ava, "after", 20, &mut sent).await;
+    assert_eq!(ids(&messages(&mut on_b, 20).await), sent[40..]);
+    nothing_more(&mut [&mut on_b], a, &ava).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_on_one_instance_ends_the_session_on_every_instance() {
+    let Some(c) = cluster(2).await else { return };
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let mike = a.mike().await;
+    let mut on_b = b.ws_ready(&mike).await;
+    let (status, _) = b.get("/v1/me", mike.auth()).await;
+    assert_eq!(status, 200);
+    let (status, body) = a
+        .post_json(
+            "/v1/auth/logout",
+            mike.auth(),
+            &json!({"refresh_token": mike.refresh}),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let (closed, _) = on_b.until_closed().await;
+    assert!(matches!(closed, Closed::Code(1008)), "{closed:?}");
+    let (status, _) = b.get("/v1/me", mike.auth()).await;
+    assert_eq!(status, 401, "B no longer honours the ended session's token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_alone_and_instances_joined_keep_off_each_others_database() {
+    let Some(c) = cluster(1).await else { return };
+    // Alone, on a database joined instances serve: refused, and told why.
+    let out = cli(&["serve", "--db", &c.db, "--addr", "127.0.0.1:0"], None).await;
+    out.assert_one_line_failure();
+    assert!(out.stderr.contains("--broker"), "{}", out.stderr);
+    // Joined, on a database a lone server holds: refused too.
+    let alone_db = tokio::task::spawn_blocking(|| Postgres::get().new_database())
+        .await
+        .unwrap();
+    let _alone = ServerProcess::spawn(std::path::Path::new(&alone_db)).await;
+    let url = c.nats.url();
+    let args = [
+        "serve",
+        "--db",
+        &alone_db,
+        "--addr",
+        "127.0.0.1:0",
+        "--broker",
+        &url,
+    ];
+    let out = cli(&args, None).await;
+    out.assert_one_line_failure();
+    assert!(out.stderr.contains("without --broker"), "{}", out.stderr);
+    // A broker on SQLite, or one nobody answers at: refused at once.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chat.db");
+    let file = file.to_str().unwrap();
+    let out = cli(&["serve", "--db", file, "--broker", &url], None).await;
+    out.assert_one_line_failure();
+    assert!(out.stderr.contains("PostgreSQL"), "{}", out.stderr);
+    let nobody = "nats://127.0.0.1:1";
+    let out = cli(&["serve", "--db", &c.db, "--broker", nobody], None).await;
+    out.assert_one_line_failure();
+    assert!(
+        out.stderr.contains("cannot reach the broker"),
+        "{}",
+        out.stderr
+    );
+    let (status, _) = c.nodes[0].get("/healthz", None).await;
+    assert_eq!(status, 200, "the joined instance is untouched");
+}
