@@ -148,7 +148,20 @@ pub struct Hub {
     capacity: usize,
     groups: Mutex<Groups>,
     users: Mutex<HashMap<UserId, UserSlot>>,
+    /// Joined by a broker: each other instance's sockets per user, as it last said, and
+    /// when it was last heard (see `broker`).
+    elsewhere: Mutex<HashMap<u64, Elsewhere>>,
+    /// Told of every change to a user's socket count here (the broker passes it on).
+    watcher: std::sync::OnceLock<Box<dyn Fn(UserId, usize) + Send + Sync>>,
 }
+
+struct Elsewhere {
+    sockets: HashMap<UserId, usize>,
+    heard: std::time::Instant,
+}
+
+/// An instance not heard for this long is gone (it says what it has every second).
+const ELSEWHERE_TTL: std::time::Duration = std::time::Duration::from_secs(4);
 
 #[derive(Default)]
 struct Groups {
@@ -175,7 +188,57 @@ impl Hub {
             capacity,
             groups: Mutex::new(Groups::default()),
             users: Mutex::new(HashMap::new()),
+            elsewhere: Mutex::new(HashMap::new()),
+            watcher: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `f` hears each user's socket count here whenever it changes.
+    pub fn watch_sockets(&self, f: impl Fn(UserId, usize) + Send + Sync + 'static) {
+        let _ = self.watcher.set(Box::new(f));
+    }
+
+    fn changed(&self, user: UserId, sockets: usize) {
+        if let Some(f) = self.watcher.get() {
+            f(user, sockets);
+        }
+    }
+
+    /// Every user with sockets here, and how many.
+    pub fn socket_counts(&self) -> Vec<(UserId, usize)> {
+        (lock(&self.users).iter())
+            .map(|(u, slot)| (*u, slot.sockets))
+            .collect()
+    }
+
+    /// What instance `origin` says it has: all its counts (`full`), or one user's.
+    pub fn sockets_elsewhere(&self, origin: u64, counts: &[(UserId, usize)], full: bool) {
+        let mut elsewhere = lock(&self.elsewhere);
+        let now = std::time::Instant::now();
+        elsewhere.retain(|_, e| now.duration_since(e.heard) < ELSEWHERE_TTL);
+        let there = elsewhere.entry(origin).or_insert_with(|| Elsewhere {
+            sockets: HashMap::new(),
+            heard: now,
+        });
+        there.heard = now;
+        if full {
+            there.sockets.clear();
+        }
+        for &(user, n) in counts {
+            match n {
+                0 => there.sockets.remove(&user),
+                n => there.sockets.insert(user, n),
+            };
+        }
+    }
+
+    /// The user's sockets on other instances still heard from.
+    fn elsewhere(&self, user: UserId) -> usize {
+        let now = std::time::Instant::now();
+        (lock(&self.elsewhere).values())
+            .filter(|e| now.duration_since(e.heard) < ELSEWHERE_TTL)
+            .filter_map(|e| e.sockets.get(&user))
+            .sum()
     }
 
     pub fn publish(&self, out: Outbound) {
@@ -246,8 +309,10 @@ impl Hub {
         user: UserId,
         limit: usize,
     ) -> Option<(UserReceivers, Registration)> {
+        let elsewhere = self.elsewhere(user);
         let mut users = lock(&self.users);
-        if users.get(&user).is_some_and(|slot| slot.sockets >= limit) {
+        let here = users.get(&user).map_or(0, |slot| slot.sockets);
+        if here + elsewhere >= limit {
             return None;
         }
         let slot = users.entry(user).or_insert_with(|| UserSlot {
@@ -266,25 +331,36 @@ impl Hub {
             first: slot.sockets == 1,
             released: false,
         };
+        let sockets = slot.sockets;
+        drop(users);
+        self.changed(user, sockets);
         Some((receivers, registration))
     }
 
-    /// Unregisters one socket; true when it was the user's last (they just went offline).
+    /// Unregisters one socket; true when it was the user's last here.
     fn disconnect(&self, user: UserId) -> bool {
         let mut users = lock(&self.users);
         let Some(slot) = users.get_mut(&user) else {
             return false;
         };
         slot.sockets -= 1;
-        if slot.sockets == 0 {
+        let left = slot.sockets;
+        if left == 0 {
             users.remove(&user);
-            return true;
         }
-        false
+        drop(users);
+        self.changed(user, left);
+        left == 0
     }
 
+    /// Whether the user has a socket here or on another instance.
     pub fn is_online(&self, user: UserId) -> bool {
-        lock(&self.users).contains_key(&user)
+        lock(&self.users).contains_key(&user) || self.elsewhere(user) > 0
+    }
+
+    /// Whether the user has a socket on another instance.
+    pub fn online_elsewhere(&self, user: UserId) -> bool {
+        self.elsewhere(user) > 0
     }
 
     /// Every user with a socket here.
@@ -386,6 +462,26 @@ mod tests {
             }),
         ));
         assert_eq!(hub.subscribe_group(GroupId(3)).1, None);
+    }
+
+    #[test]
+    fn sockets_another_instance_reports_count_until_it_says_otherwise() {
+        let hub = Arc::new(Hub::new(8));
+        hub.sockets_elsewhere(9, &[(UserId(7), 2)], true);
+        assert!(hub.is_online(UserId(7)) && hub.online_elsewhere(UserId(7)));
+        assert!(
+            hub.try_connect(UserId(7), 2).is_none(),
+            "two elsewhere fill a cap of 2"
+        );
+        let (_rx, here) = hub.try_connect(UserId(7), 3).unwrap();
+        assert!(here.first, "the first socket here");
+        hub.sockets_elsewhere(9, &[(UserId(7), 0)], false);
+        assert!(!hub.online_elsewhere(UserId(7)));
+        drop(here);
+        assert!(!hub.is_online(UserId(7)));
+        hub.sockets_elsewhere(9, &[(UserId(8), 1)], false);
+        hub.sockets_elsewhere(9, &[], true);
+        assert!(!hub.is_online(UserId(8)), "a full report replaces the last");
     }
 
     #[test]

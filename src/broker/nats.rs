@@ -1,7 +1,8 @@
 //! Instances joined by core NATS (at-most-once): the database's log fills whatever it drops.
 //!
 //! Subjects, under `chatserver.<the database's name>`: `.log` carries committed batches as
-//! `<seq> <origin> <events as JSON>`, `.live` passing events as `<origin> <event as JSON>`.
+//! `<seq> <origin> <events as JSON>`, `.live` passing events as `<origin> <event as JSON>`,
+//! `.sockets` each instance's socket count per user (for presence and the per-user limit).
 //! `origin` is a number each process draws at start, so an instance skips what it sent itself
 //! (it delivered that locally already).
 //!
@@ -31,6 +32,7 @@ use crate::config::Database;
 use crate::error::{Error, Result};
 use crate::hub::{Control, Hub, Outbound};
 use crate::metrics::Metrics;
+use crate::model::UserId;
 use crate::store::Store;
 
 /// How long a batch may be missing while later ones wait, before it is read from the log.
@@ -66,7 +68,11 @@ struct Parts {
 struct Subjects {
     log: String,
     live: String,
+    sockets: String,
 }
+
+/// How often an instance says how many sockets each user has on it (and changes at once).
+const SOCKETS_EVERY: Duration = Duration::from_secs(1);
 
 struct Local {
     seq: i64,
@@ -157,13 +163,24 @@ impl Cluster {
         let subjects = Subjects {
             log: format!("{prefix}.log"),
             live: format!("{prefix}.live"),
+            sockets: format!("{prefix}.sockets"),
         };
         let unreachable = |e: async_nats::SubscribeError| {
             Error::unavailable(format!("cannot subscribe on the broker: {e}"))
         };
         let log = self.client.subscribe(subjects.log.clone()).await;
         let live = self.client.subscribe(subjects.live.clone()).await;
+        let sockets = self.client.subscribe(subjects.sockets.clone()).await;
         let (log, live) = (log.map_err(unreachable)?, live.map_err(unreachable)?);
+        let sockets = sockets.map_err(unreachable)?;
+        let counts = Counts {
+            subject: subjects.sockets.clone(),
+            origin: self.origin,
+            outgoing: self.outgoing.clone(),
+        };
+        let changes = counts.clone();
+        hub.watch_sockets(move |user, n| changes.say(&[(user, n)], false));
+        tokio::spawn(counts.every_second(Arc::clone(&hub), shutdown.clone()));
         // Subscribed first: every batch after this one arrives, or is in the log.
         let (_, head) = store.cluster_head().await?;
         let _ = self.subjects.set(subjects);
@@ -194,6 +211,7 @@ impl Cluster {
             local: parts.local,
             log,
             live,
+            sockets,
         };
         Ok(tokio::spawn(applier.run(inputs, shutdown)))
     }
@@ -232,6 +250,53 @@ struct Inputs {
     local: mpsc::UnboundedReceiver<Local>,
     log: async_nats::Subscriber,
     live: async_nats::Subscriber,
+    sockets: async_nats::Subscriber,
+}
+
+/// Says how many sockets users have here: `<origin> <0|1: all of them> <[[user, n], …]>`.
+#[derive(Clone)]
+struct Counts {
+    subject: String,
+    origin: u64,
+    outgoing: mpsc::Sender<(String, Bytes)>,
+}
+
+impl Counts {
+    fn say(&self, counts: &[(UserId, usize)], full: bool) {
+        let json = serde_json::to_string(counts).unwrap_or_else(|_| "[]".into());
+        let payload = format!("{} {} {json}", self.origin, u8::from(full));
+        // Dropped when the queue is full: the next full count makes up for it.
+        let _ = self
+            .outgoing
+            .try_send((self.subject.clone(), payload.into()));
+    }
+
+    /// All counts every second: a late instance learns them, and one that stops saying them
+    /// (it died) is forgotten by the others (see `hub::ELSEWHERE_TTL`).
+    async fn every_second(self, hub: Arc<Hub>, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(SOCKETS_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => self.say(&hub.socket_counts(), true),
+            }
+        }
+    }
+}
+
+/// Another instance's report: its origin, whether it is all of its counts, the counts.
+type Report = (u64, bool, Vec<(UserId, usize)>);
+
+/// `<origin> <full> <counts>`, unless it is this instance's own.
+fn parse_counts(payload: &[u8], me: u64) -> Option<Report> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (origin, rest) = text.split_once(' ')?;
+    let (full, body) = rest.split_once(' ')?;
+    let origin = origin.parse::<u64>().ok()?;
+    if origin == me {
+        return None;
+    }
+    Some((origin, full == "1", serde_json::from_str(body).ok()?))
 }
 
 struct Applier {
@@ -272,6 +337,11 @@ impl Applier {
                             ended_elsewhere(accounts, &out);
                         }
                         self.hub.publish(out);
+                    }
+                }
+                Some(message) = io.sockets.next() => {
+                    if let Some((origin, full, counts)) = parse_counts(&message.payload, io.origin) {
+                        self.hub.sockets_elsewhere(origin, &counts, full);
                     }
                 }
                 _ = sleep_until(missing), if missing.is_some() => {

@@ -1,5 +1,6 @@
 //! Presence: a user's contacts (everyone who shares a conversation with them) hear when their
-//! first socket opens and their last one closes.
+//! first socket opens and their last one closes, on any instance (the hub knows the sockets
+//! other instances report).
 
 use super::Service;
 use crate::hub::{Event, Outbound};
@@ -7,15 +8,19 @@ use crate::model::UserId;
 use crate::protocol::ServerFrame;
 
 impl Service {
-    /// Tells everyone who shares a conversation with `user` that they came online.
+    /// Tells everyone who shares a conversation with `user` that they came online, unless
+    /// they already were, on another instance.
     pub async fn came_online(&self, user: UserId) {
+        if self.hub.online_elsewhere(user) {
+            return;
+        }
         if let Ok((contacts, last_seen)) = self.store.came_online(user).await {
             self.announce(user, true, last_seen, contacts);
         }
     }
 
     /// Records when `user` was last seen and tells their contacts, unless they came back
-    /// meanwhile.
+    /// meanwhile or are still connected to another instance.
     pub async fn went_offline(&self, user: UserId) {
         if let Ok((contacts, last_seen)) = self.store.went_offline(user).await {
             if !self.hub.is_online(user) {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::*;
 
@@ -18,12 +19,17 @@ struct Cluster {
 
 /// `n` instances on a new database, or `None` (said why) when the services are missing.
 async fn cluster(n: usize) -> Option<Cluster> {
+    cluster_with(n, &[]).await
+}
+
+/// As `cluster`, with `extra` flags for every instance.
+async fn cluster_with(n: usize, extra: &[&str]) -> Option<Cluster> {
     if on_postgres() {
         eprintln!("skipped in the PostgreSQL run: the cluster tests run in the default one");
         return None;
     }
     let missing = match (Postgres::installed(), Nats::binary()) {
-        (true, Some(_)) => return Some(start(n).await),
+        (true, Some(_)) => return Some(start(n, extra).await),
         (false, _) => "PostgreSQL (apt-get install postgresql)",
         (true, None) => "nats-server (apt-get install nats-server)",
     };
@@ -35,7 +41,7 @@ async fn cluster(n: usize) -> Option<Cluster> {
     None
 }
 
-async fn start(n: usize) -> Cluster {
+async fn start(n: usize, extra: &[&str]) -> Cluster {
     let db = tokio::task::spawn_blocking(|| Postgres::get().new_database())
         .await
         .unwrap();
@@ -46,16 +52,31 @@ async fn start(n: usize) -> Cluster {
         nodes: Vec::new(),
     };
     for _ in 0..n {
-        let node = cluster.spawn().await;
+        let node = cluster.spawn(extra).await;
         cluster.nodes.push(node);
     }
     cluster
 }
 
 impl Cluster {
-    async fn spawn(&self) -> ServerProcess {
+    async fn spawn(&self, extra: &[&str]) -> ServerProcess {
         let url = self.nats.url();
-        ServerProcess::spawn_with(std::path::Path::new(&self.db), &["--broker", &url]).await
+        let mut args = vec!["--broker", &url];
+        args.extend(extra);
+        ServerProcess::spawn_with(std::path::Path::new(&self.db), &args).await
+    }
+}
+
+/// Polls `check` (every 25 ms) until it holds, within the timeout; says `what` if not.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + TIMEOUT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within {TIMEOUT:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
@@ -260,7 +281,14 @@ async fn an_instance_killed_under_writers_loses_nothing_acknowledged_and_its_cli
         acked.extend(w.await.unwrap());
     }
     acked.sort_unstable();
-    assert!(acked.len() >= 40, "the writers were acknowledged");
+    // Each writer has at most one send in flight: all but those two of what B's socket was
+    // sent had been acknowledged.
+    assert!(
+        acked.len() + 2 >= seen.len(),
+        "{} acknowledged, {} seen",
+        acked.len(),
+        seen.len()
+    );
     // Mike's client reconnects to C with `since`: it gets everything after what it saw.
     let since = *seen.last().unwrap();
     let mut on_c = c.nodes[2].ws_connect(&mike.token, Some(since)).await;
@@ -382,4 +410,99 @@ async fn instances_alone_and_instances_joined_keep_off_each_others_database() {
     );
     let (status, _) = c.nodes[0].get("/healthz", None).await;
     assert_eq!(status, 200, "the joined instance is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memberships_edits_and_reactions_made_on_one_instance_reach_sockets_on_another() {
+    let Some(c) = cluster(2).await else { return };
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let ava = a.ava().await;
+    let mike = b.mike().await;
+    let mut on_b = b.ws_ready(&mike).await;
+    // A new group made on A: Mike's socket on B joins it and hears what is said there.
+    let group = a.create_group(&ava, "Across", &[mike.id]).await;
+    let added = on_b.next_of_type("member_added").await;
+    assert_eq!(
+        (added["group_id"].as_i64(), added["user_id"].as_i64()),
+        (Some(group), Some(mike.id))
+    );
+    let m = a.send(&ava, group, "first draft").await;
+    let id = m["id"].as_i64().unwrap();
+    assert_eq!(on_b.next_of_type("group_message").await["id"], id);
+    let (status, _) = a.edit(&ava, id, "final").await;
+    assert_eq!(status, 200);
+    let edited = on_b.next_of_type("message_edited").await;
+    assert_eq!(
+        (edited["id"].as_i64(), edited["content"].as_str()),
+        (Some(id), Some("final"))
+    );
+    assert_eq!(a.react(&ava, id, "👍", true).await.0, 204);
+    let reactions = on_b.next_of_type("message_reactions").await;
+    assert_eq!(reactions["reactions"][0]["user_ids"], json!([ava.id]));
+    // Removed on A: B's socket is told, and stops hearing the group.
+    let (status, _) = a
+        .delete(
+            &format!("/v1/groups/{group}/members/{}", mike.id),
+            ava.auth(),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let removed = on_b.next_of_type("member_removed").await;
+    assert_eq!(removed["group_id"], group);
+    a.send(&ava, group, "after").await;
+    nothing_more(&mut [&mut on_b], a, &ava).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_the_socket_cap_count_the_sockets_of_every_instance() {
+    let Some(c) = cluster_with(3, &["--max-sockets-per-user", "2"]).await else {
+        return;
+    };
+    let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let ava = a.ava().await;
+    let mike = cc.mike().await;
+    let mut mike_on_c = cc.ws_ready(&mike).await;
+    let online_on = |api: &Api, who: i64| {
+        let (api, token) = (api.clone(), mike.token.clone());
+        async move {
+            let (_, user) = api.get(&format!("/v1/users/{who}"), Some(&token)).await;
+            user["online"] == true
+        }
+    };
+    // Ava comes online on A: Mike, on C, hears it, and C's answers show her online.
+    let first_on_a = a.ws_ready(&ava).await;
+    loop {
+        let frame = mike_on_c.next_json_raw().await;
+        if frame["type"] == "presence" && frame["user_id"] == ava.id {
+            assert_eq!(frame["online"], true, "{frame}");
+            break;
+        }
+    }
+    eventually("C shows Ava online", || online_on(cc, ava.id)).await;
+    // Two sockets on A: a third is refused on B, which counts A's.
+    let second_on_a = a.ws_ready(&ava).await;
+    let upgrade = |api: &Api| {
+        let request = ws_url(api.addr, Some(&ava.token), None)
+            .into_client_request()
+            .unwrap();
+        async move { ws_attempt(request).await.0 }
+    };
+    eventually("B refuses a third socket", || async {
+        upgrade(b).await == 429
+    })
+    .await;
+    second_on_a.close().await;
+    eventually("B takes one again", || async { upgrade(b).await == 101 }).await;
+    // Her last socket closes: Mike hears she left, and C shows her offline.
+    first_on_a.close().await;
+    loop {
+        let frame = mike_on_c.next_json_raw().await;
+        if frame["type"] == "presence" && frame["user_id"] == ava.id && frame["online"] == false {
+            break;
+        }
+    }
+    eventually("C shows Ava offline", || async {
+        !online_on(cc, ava.id).await
+    })
+    .await;
 }
