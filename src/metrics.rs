@@ -48,6 +48,8 @@ pub struct Metrics {
     pub broker_dropped: Counter,
     pub broker_gaps: Counter,
     pub broker_lost: Counter,
+    /// Logins and sign-ups other instances counted, counted here too.
+    pub broker_limits_heard: Counter,
     pub thumbnails_made: Counter,
 }
 
@@ -91,6 +93,7 @@ impl Metrics {
             broker_dropped: Counter::default(),
             broker_gaps: Counter::default(),
             broker_lost: Counter::default(),
+            broker_limits_heard: Counter::default(),
         };
         let mut registry = Registry::with_prefix("chatserver");
         m.register_all(&mut registry);
@@ -115,6 +118,11 @@ impl Metrics {
             "broker_lost",
             "Times batches were gone from the cluster log and this instance's sockets reconnected",
             self.broker_lost.clone(),
+        );
+        registry.register(
+            "broker_limits_heard",
+            "Logins and sign-ups on other instances counted by this one's limits",
+            self.broker_limits_heard.clone(),
         );
     }
 

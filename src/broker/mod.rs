@@ -24,6 +24,7 @@ use crate::auth::Accounts;
 use crate::config::Database;
 use crate::error::Result;
 use crate::hub::{Hub, Outbound};
+use crate::limits::{LoginGuard, RateLimit};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -87,6 +88,13 @@ impl Bus {
     pub fn follow_accounts(&self, accounts: Arc<Accounts>) {
         if let Some(cluster) = &self.cluster {
             cluster.follow_accounts(accounts);
+        }
+    }
+
+    /// Failed logins and sign-ups count on every instance: each is passed to the others.
+    pub fn share_limits(&self, logins: Arc<LoginGuard>, signups: Arc<RateLimit>) {
+        if let Some(cluster) = &self.cluster {
+            cluster.share_limits(logins, signups);
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Subjects, under `chatserver.<the database's name>`: `.log` carries committed batches as
 //! `<seq> <origin> <events as JSON>`, `.live` passing events as `<origin> <event as JSON>`,
-//! `.sockets` each instance's socket count per user (for presence and the per-user limit).
+//! `.sockets` each instance's socket count per user (for presence and the per-user limit),
+//! `.limits` each failed or successful login and each sign-up (so the limits count them all).
 //! `origin` is a number each process draws at start, so an instance skips what it sent itself
 //! (it delivered that locally already).
 //!
@@ -31,6 +32,7 @@ use crate::auth::Accounts;
 use crate::config::Database;
 use crate::error::{Error, Result};
 use crate::hub::{Control, Hub, Outbound};
+use crate::limits::{LoginGuard, RateLimit};
 use crate::metrics::Metrics;
 use crate::model::UserId;
 use crate::store::Store;
@@ -56,6 +58,7 @@ pub(super) struct Cluster {
     /// To the publishing task, which alone waits on the connection.
     outgoing: mpsc::Sender<(String, Bytes)>,
     accounts: Arc<OnceLock<Arc<Accounts>>>,
+    limits: Arc<OnceLock<Limits>>,
     metrics: Arc<Metrics>,
 }
 
@@ -69,6 +72,24 @@ struct Subjects {
     log: String,
     live: String,
     sockets: String,
+    limits: String,
+}
+
+/// What `.limits` carries: `<origin> <this as JSON>`.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Counted {
+    Login {
+        login: String,
+        ip: std::net::IpAddr,
+        failed: bool,
+    },
+    SignUp(std::net::IpAddr),
+}
+
+/// The limits this instance shares with the others.
+struct Limits {
+    logins: Arc<LoginGuard>,
+    signups: Arc<RateLimit>,
 }
 
 /// How often an instance says how many sockets each user has on it (and changes at once).
@@ -108,8 +129,49 @@ impl Cluster {
             parts: Mutex::new(Some(Parts { local, outgoing })),
             outgoing: outgoing_tx,
             accounts: Arc::default(),
+            limits: Arc::default(),
             metrics,
         })
+    }
+
+    pub fn share_limits(&self, logins: Arc<LoginGuard>, signups: Arc<RateLimit>) {
+        let _ = self.limits.set(Limits { logins, signups });
+    }
+
+    /// Each user's socket count here is told to the other instances: when it changes, and
+    /// all of them every second.
+    fn report_sockets(&self, subject: &str, hub: &Arc<Hub>, shutdown: &CancellationToken) {
+        let counts = Counts {
+            subject: subject.to_string(),
+            origin: self.origin,
+            outgoing: self.outgoing.clone(),
+        };
+        let changes = counts.clone();
+        hub.watch_sockets(move |user, n| changes.say(&[(user, n)], false));
+        tokio::spawn(counts.every_second(Arc::clone(hub), shutdown.clone()));
+    }
+
+    /// Every login outcome and sign-up here is passed to the other instances.
+    fn report_limits(&self, subject: &str) {
+        let Some(shared) = self.limits.get() else {
+            return;
+        };
+        let say = Say {
+            subject: subject.to_string(),
+            origin: self.origin,
+            outgoing: self.outgoing.clone(),
+        };
+        let on_login = say.clone();
+        shared.logins.report_to(Box::new(move |login, ip, failed| {
+            on_login.say(&Counted::Login {
+                login: login.to_string(),
+                ip,
+                failed,
+            });
+        }));
+        shared
+            .signups
+            .report_to(Box::new(move |ip| say.say(&Counted::SignUp(ip))));
     }
 
     pub fn follow_accounts(&self, accounts: Arc<Accounts>) {
@@ -164,6 +226,7 @@ impl Cluster {
             log: format!("{prefix}.log"),
             live: format!("{prefix}.live"),
             sockets: format!("{prefix}.sockets"),
+            limits: format!("{prefix}.limits"),
         };
         let unreachable = |e: async_nats::SubscribeError| {
             Error::unavailable(format!("cannot subscribe on the broker: {e}"))
@@ -173,14 +236,10 @@ impl Cluster {
         let sockets = self.client.subscribe(subjects.sockets.clone()).await;
         let (log, live) = (log.map_err(unreachable)?, live.map_err(unreachable)?);
         let sockets = sockets.map_err(unreachable)?;
-        let counts = Counts {
-            subject: subjects.sockets.clone(),
-            origin: self.origin,
-            outgoing: self.outgoing.clone(),
-        };
-        let changes = counts.clone();
-        hub.watch_sockets(move |user, n| changes.say(&[(user, n)], false));
-        tokio::spawn(counts.every_second(Arc::clone(&hub), shutdown.clone()));
+        let limits = self.client.subscribe(subjects.limits.clone()).await;
+        let limits = limits.map_err(unreachable)?;
+        self.report_limits(&subjects.limits);
+        self.report_sockets(&subjects.sockets, &hub, &shutdown);
         // Subscribed first: every batch after this one arrives, or is in the log.
         let (_, head) = store.cluster_head().await?;
         let _ = self.subjects.set(subjects);
@@ -212,6 +271,8 @@ impl Cluster {
             log,
             live,
             sockets,
+            limits,
+            shared: Arc::clone(&self.limits),
         };
         Ok(tokio::spawn(applier.run(inputs, shutdown)))
     }
@@ -251,6 +312,47 @@ struct Inputs {
     log: async_nats::Subscriber,
     live: async_nats::Subscriber,
     sockets: async_nats::Subscriber,
+    limits: async_nats::Subscriber,
+    shared: Arc<OnceLock<Limits>>,
+}
+
+/// Passes one login outcome or sign-up to the other instances.
+#[derive(Clone)]
+struct Say {
+    subject: String,
+    origin: u64,
+    outgoing: mpsc::Sender<(String, Bytes)>,
+}
+
+impl Say {
+    fn say(&self, counted: &Counted) {
+        if let Ok(json) = serde_json::to_string(counted) {
+            let payload = format!("{} {json}", self.origin);
+            let _ = self
+                .outgoing
+                .try_send((self.subject.clone(), payload.into()));
+        }
+    }
+}
+
+/// Another instance's login outcome or sign-up, counted here too.
+fn heard(payload: &[u8], me: u64, shared: &OnceLock<Limits>, metrics: &Metrics) {
+    let Some(shared) = shared.get() else { return };
+    let Some(text) = std::str::from_utf8(payload).ok() else {
+        return;
+    };
+    let Some((origin, body)) = text.split_once(' ') else {
+        return;
+    };
+    if origin.parse::<u64>().ok() == Some(me) {
+        return;
+    }
+    match serde_json::from_str(body) {
+        Ok(Counted::Login { login, ip, failed }) => shared.logins.heard(&login, ip, failed),
+        Ok(Counted::SignUp(ip)) => shared.signups.heard(ip),
+        Err(_) => return,
+    }
+    metrics.broker_limits_heard.inc();
 }
 
 /// Says how many sockets users have here: `<origin> <0|1: all of them> <[[user, n], …]>`.
@@ -338,6 +440,9 @@ impl Applier {
                         }
                         self.hub.publish(out);
                     }
+                }
+                Some(message) = io.limits.next() => {
+                    heard(&message.payload, io.origin, &io.shared, &self.metrics);
                 }
                 Some(message) = io.sockets.next() => {
                     if let Some((origin, full, counts)) = parse_counts(&message.payload, io.origin) {

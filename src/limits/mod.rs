@@ -84,7 +84,12 @@ pub(crate) struct LoginGuard {
     state: Mutex<GuardState>,
     /// Woken when an attempt ends, for attempts waiting on one account and address.
     ended: Notify,
+    /// Told of each outcome here (instances joined by a broker pass it on; see `heard`).
+    reporter: std::sync::OnceLock<Reporter>,
 }
+
+/// Hears each login outcome: the account's key, the address, whether it failed.
+pub(crate) type Reporter = Box<dyn Fn(&str, IpAddr, bool) + Send + Sync>;
 
 #[derive(Default)]
 struct GuardState {
@@ -129,7 +134,17 @@ impl LoginGuard {
             budget,
             state: Mutex::new(GuardState::default()),
             ended: Notify::new(),
+            reporter: std::sync::OnceLock::new(),
         }
+    }
+
+    pub fn report_to(&self, reporter: Reporter) {
+        let _ = self.reporter.set(reporter);
+    }
+
+    /// An outcome on another instance: counted as if here (without an attempt in flight).
+    pub fn heard(&self, login: &str, ip: IpAddr, failed: bool) {
+        self.record(&(login.to_string(), ip), failed, false);
     }
 
     fn lock(&self) -> MutexGuard<'_, GuardState> {
@@ -219,10 +234,22 @@ impl LoginGuard {
     }
 
     fn end(&self, key: &(String, IpAddr), failed: bool) {
+        self.record(key, failed, true);
+        if let Some(report) = self.reporter.get() {
+            report(&key.0, key.1, failed);
+        }
+    }
+
+    fn record(&self, key: &(String, IpAddr), failed: bool, here: bool) {
         let now = Instant::now();
         let mut state = self.lock();
+        if !here && !state.pairs.contains_key(key) && state.pairs.len() <= MAX_ENTRIES {
+            state.pairs.insert(key.clone(), Pair::default());
+        }
         if let Some(pair) = state.pairs.get_mut(key) {
-            pair.in_flight = pair.in_flight.saturating_sub(1);
+            if here {
+                pair.in_flight = pair.in_flight.saturating_sub(1);
+            }
             match failed {
                 true => pair.failures.push_back(now),
                 false => pair.failures.clear(),

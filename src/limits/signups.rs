@@ -13,6 +13,8 @@ pub(crate) struct RateLimit {
     limit: usize,
     window: Duration,
     by_ip: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    /// Told of each event taken here (instances joined by a broker pass it on: `heard`).
+    reporter: std::sync::OnceLock<Box<dyn Fn(IpAddr) + Send + Sync>>,
 }
 
 impl RateLimit {
@@ -21,6 +23,23 @@ impl RateLimit {
             limit,
             window,
             by_ip: Mutex::new(HashMap::new()),
+            reporter: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn report_to(&self, reporter: Box<dyn Fn(IpAddr) + Send + Sync>) {
+        let _ = self.reporter.set(reporter);
+    }
+
+    /// An event taken on another instance: it counts here too (one given back there still
+    /// counts here: the error is on the safe side).
+    pub fn heard(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if by_ip.len() <= MAX_ENTRIES || by_ip.contains_key(&ip) {
+            let times = by_ip.entry(ip).or_default();
+            forget_before(times, now, self.window);
+            times.push_back(now);
         }
     }
 
@@ -43,6 +62,10 @@ impl RateLimit {
             return Err(self.window.saturating_sub(now.duration_since(oldest)));
         }
         times.push_back(now);
+        drop(by_ip);
+        if let Some(report) = self.reporter.get() {
+            report(ip);
+        }
         Ok(now)
     }
 

@@ -35,8 +35,8 @@ pub(crate) struct Service {
     keys: Keys,
     passwords: Passwords,
     accounts: Arc<Accounts>,
-    login_guard: LoginGuard,
-    signups: RateLimit,
+    login_guard: Arc<LoginGuard>,
+    signups: Arc<RateLimit>,
     refreshes: RateLimit,
     searches: messages::Searches,
     thumbnails: thumbnails::Thumbnails,
@@ -61,11 +61,20 @@ impl Service {
     ) -> Service {
         let accounts = Arc::new(accounts);
         bus.follow_accounts(Arc::clone(&accounts));
+        let login_guard = Arc::new(LoginGuard::new(
+            config.login_limit,
+            config.address_failure_budget,
+        ));
+        let signups = Arc::new(RateLimit::new(
+            config.register_rate,
+            Duration::from_secs(3600),
+        ));
+        bus.share_limits(Arc::clone(&login_guard), Arc::clone(&signups));
         Service {
             keys: Keys::new(secret.as_bytes(), config.tokens.access_ttl),
             passwords: Passwords::new(config.hashing.bcrypt_cost),
-            login_guard: LoginGuard::new(config.login_limit, config.address_failure_budget),
-            signups: RateLimit::new(config.register_rate, Duration::from_secs(3600)),
+            login_guard,
+            signups,
             refreshes: RateLimit::new(REFRESHES_PER_MINUTE, Duration::from_secs(60)),
             searches: messages::Searches::default(),
             thumbnails: thumbnails::Thumbnails::new(metrics),

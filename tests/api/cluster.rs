@@ -506,3 +506,46 @@ async fn presence_and_the_socket_cap_count_the_sockets_of_every_instance() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_and_sign_ups_count_on_every_instance() {
+    let limits = ["--login-limit", "3/600", "--register-rate", "2"];
+    let Some(c) = cluster_with(2, &limits).await else {
+        return;
+    };
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let login = |api: &Api, password: &str| {
+        let (api, body) = (
+            api.clone(),
+            json!({"username": "Mike", "password": password}),
+        );
+        async move { api.post_json("/v1/users/login", None, &body).await.0 }
+    };
+    for _ in 0..3 {
+        assert_eq!(login(a, "wrong guess").await, 401);
+    }
+    a.register("Newone", "newone@example.test", PASSWORD).await;
+    a.register("Newtwo", "newtwo@example.test", PASSWORD).await;
+    // B hears of the three failures and two sign-ups (its metrics say when).
+    eventually("B counted A's logins and sign-ups", || async {
+        let (_, text) = b.raw(reqwest::Method::GET, "/metrics", None, None).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("chatserver_broker_limits_heard_total "))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .is_some_and(|n| n >= 5.0)
+    })
+    .await;
+    assert_eq!(
+        login(b, SEED_PASSWORD).await,
+        429,
+        "Mike is locked on B for A's failures, even with the right password"
+    );
+    let (status, body) = b
+        .post_json(
+            "/v1/users/register",
+            None,
+            &json!({"username": "Newthree", "email": "n3@example.test", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 429, "this address used its sign-ups on A: {body}");
+}
