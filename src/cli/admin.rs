@@ -99,6 +99,23 @@ pub(super) fn backup(db: &Database, file: &Path) -> Result<()> {
     Ok(())
 }
 
+pub(super) fn copy(from: &Database, to: &Database) -> Result<()> {
+    let copied = crate::store::copy(from, to)?;
+    let count = |table| {
+        (copied.tables.iter())
+            .find(|(t, _)| *t == table)
+            .map_or(0, |(_, n)| *n)
+    };
+    println!(
+        "copied {from} to {to}: {} users, {} conversations, {} messages, {} attachments",
+        count("users"),
+        count("conversations"),
+        count("messages"),
+        count("attachments")
+    );
+    Ok(())
+}
+
 pub(super) fn user(db: &Database, cmd: UserCommand) -> Result<()> {
     match cmd {
         UserCommand::Add {

@@ -76,10 +76,20 @@ enum Command {
         /// Where the copy goes (a new file).
         file: PathBuf,
     },
+    /// Copy everything (attachments too) from one database into a new, empty one: a SQLite
+    /// file to PostgreSQL or back. `--db` is not used.
+    Copy {
+        /// The database to read (a SQLite file or a postgres:// URL); a server may run on it.
+        #[arg(long, value_name = "DB")]
+        from: Database,
+        /// The database to fill: a new file, or a PostgreSQL database with no accounts.
+        #[arg(long, value_name = "DB")]
+        to: Database,
+    },
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "serve", "migrate", "seed", "user", "group", "token", "backup", "help",
+    "serve", "migrate", "seed", "user", "group", "token", "backup", "copy", "help",
 ];
 
 /// `chatserver [flags]` means `chatserver serve [flags]`.
@@ -174,6 +184,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Group(cmd) => classroom::group(&db, cmd),
         Command::Token { username, tokens } => admin::token(&db, &username, &tokens),
         Command::Backup { file } => admin::backup(&db, &file),
+        Command::Copy { from, to } => admin::copy(&from, &to),
     }
 }
 

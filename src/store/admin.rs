@@ -62,6 +62,19 @@ impl Admin {
         }
     }
 
+    /// Runs `f` in one read-only transaction: a consistent snapshot, whatever a server on the
+    /// same database writes meanwhile.
+    pub(super) fn in_snapshot<T>(&mut self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        let db = self.conn.db();
+        db.execute_batch(match db.lite() {
+            Some(_) => "BEGIN DEFERRED",
+            None => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        })?;
+        let out = f(&db);
+        let _ = db.execute_batch("ROLLBACK");
+        out
+    }
+
     pub(super) fn in_transaction<T>(&mut self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         let db = self.conn.db();
         db.begin_write()?;

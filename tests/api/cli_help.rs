@@ -19,6 +19,7 @@ const COMMANDS: &[&[&str]] = &[
     &["group", "remove"],
     &["token"],
     &["backup"],
+    &["copy"],
 ];
 
 /// The argument lines of a help text that say nothing about their argument. An argument line

@@ -24,6 +24,7 @@ mod classroom;
 mod cli;
 mod cli_help;
 mod cluster;
+mod copy;
 mod direct;
 mod durability;
 mod durability_limits;

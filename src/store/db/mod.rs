@@ -63,6 +63,40 @@ pub(crate) enum Cell<'a> {
     Blob(&'a [u8]),
 }
 
+/// A value of any column, owned (to copy rows between databases).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Arg for Value {
+    fn cell(&self) -> Cell<'_> {
+        match self {
+            Value::Null => Cell::Null,
+            Value::Int(i) => Cell::Int(*i),
+            Value::Real(r) => Cell::Real(*r),
+            Value::Text(t) => Cell::Text(t),
+            Value::Blob(b) => Cell::Blob(b),
+        }
+    }
+}
+
+impl Col for Value {
+    fn from_cell(cell: Cell<'_>) -> Result<Value> {
+        Ok(match cell {
+            Cell::Null => Value::Null,
+            Cell::Int(i) => Value::Int(i),
+            Cell::Real(r) => Value::Real(r),
+            Cell::Text(t) => Value::Text(t.to_string()),
+            Cell::Blob(b) => Value::Blob(b.to_vec()),
+        })
+    }
+}
+
 /// A value that can be bound to a statement's parameter.
 pub(crate) trait Arg: Sync {
     fn cell(&self) -> Cell<'_>;
