@@ -231,6 +231,17 @@ pub struct NetArgs {
         value_parser = host_name
     )]
     pub public_hosts: Vec<String>,
+    /// A reverse proxy in front of this server (repeatable, an IP address such as
+    /// 127.0.0.1): a request from it is taken to come from the address it appended to
+    /// X-Forwarded-For, for the per-address limits and the loopback-only rules. A request from
+    /// it without one counts as from an unknown, non-local address.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CHATSERVER_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_name = "IP"
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Config {

@@ -8,7 +8,7 @@ mod clock;
 mod guard;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -172,7 +172,8 @@ where
                     req.extensions_mut()
                         .insert(UpgradeSlot(Arc::new(Mutex::new(Some(on_upgrade)))));
                 }
-                req.extensions_mut().insert(PeerAddr(peer));
+                let client = client_address(&state.config.net.trusted_proxies, peer, &req);
+                req.extensions_mut().insert(PeerAddr(client));
                 req.extensions_mut().insert(hold);
                 let mut response = service.call(req).await?;
                 if let Verdict::Allowed(origin) = verdict {
@@ -212,4 +213,23 @@ fn log(
         ms = format_args!("{:.2}", seconds * 1000.0),
         "request"
     );
+}
+
+/// Who a request is from: its peer, unless the peer is a trusted proxy, which says who in the
+/// last X-Forwarded-For entry (the one it appended; earlier ones are the client's to invent).
+/// From a trusted proxy without a readable one: an unknown address, never a local one.
+fn client_address<B>(trusted: &[IpAddr], peer: SocketAddr, req: &Request<B>) -> SocketAddr {
+    if !trusted.contains(&peer.ip()) {
+        return peer;
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+    let ip = forwarded.map_or(IpAddr::from([0, 0, 0, 0]), |ip| ip.to_canonical());
+    SocketAddr::new(ip, 0)
 }

@@ -8,5 +8,6 @@ mod input;
 mod limits;
 mod network;
 mod operator;
+mod proxy;
 mod races;
 mod sessions;
