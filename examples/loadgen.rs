@@ -93,6 +93,10 @@ pub struct Opts {
     /// sockets are spread over --url and these in turn, setup goes to --url.
     #[arg(long = "also", value_name = "URL")]
     pub also: Vec<String>,
+    /// idle: keep each run's sockets open this many seconds before measuring (so that two
+    /// load generators, each under its own open-files limit, hold theirs at the same time).
+    #[arg(long, default_value_t = 0.0)]
+    pub hold: f64,
     /// Measured runs; the report gives their median and min–max.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,

@@ -597,7 +597,7 @@ async fn idle(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<bool> {
                 errors[0]
             ));
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(1) + Duration::from_secs_f64(o.hold.max(0.0))).await;
         let after = rss_kb(pid).ok_or("cannot read the server's RSS")?;
         // HTTP must stay prompt with every socket open.
         let mut http = Http::new(addr);
