@@ -83,7 +83,9 @@ impl Session {
         let user = auth.id;
         let mut session = Session {
             auth,
-            shutdown: state.shutdown.clone(),
+            // A token of its own: waiting on it locks this socket's node, not the one every
+            // socket shares (the heartbeat, each feed and flush wait on it).
+            shutdown: state.shutdown.child_token(),
             state: Arc::clone(&state),
             user,
             username: String::new(),
@@ -113,12 +115,15 @@ impl Session {
 
     async fn serve(&mut self, mut receivers: UserReceivers) -> End {
         let shutdown = self.shutdown.clone();
+        // Made once: a new wait per turn of the loop would register and deregister each time.
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
         let mut heartbeat = tokio::time::interval(self.state.config.ws_ping_interval);
         heartbeat.reset();
         loop {
             let step = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => Err(End::Shutdown),
+                _ = &mut stopping => Err(End::Shutdown),
                 // Before the client's frames: a client that never stops sending must still
                 // hear that it was signed out.
                 item = receivers.control.recv() => self.user_event(item).await,
