@@ -1,11 +1,11 @@
 //! Instances joined by core NATS (at-most-once): the database's log fills whatever it drops.
 //!
-//! Subjects, under `chatserver.<the database's name>`: `.log` carries committed batches as
-//! `<seq> <origin> <events as JSON>`, `.live` passing events as `<origin> <event as JSON>`,
-//! `.sockets` each instance's socket count per user (for presence and the per-user limit),
-//! `.limits` each failed or successful login and each sign-up (so the limits count them all).
-//! `origin` is a number each process draws at start, so an instance skips what it sent itself
-//! (it delivered that locally already).
+//! Subjects, under `chatserver.<the database's name>`, each message `<origin> <what>`: `.log`
+//! carries committed batches (`<seq> <events as JSON>`), `.live` passing events (`<event as
+//! JSON>`), `.sockets` each instance's socket count per user (for presence and the per-user
+//! limit), `.limits` each login outcome and sign-up (so the limits count them all). `origin`
+//! is a number each process draws at start, so an instance skips what it sent itself (it
+//! delivered that locally already).
 //!
 //! One task per instance, the applier, hands batches to the hub in number order: its own
 //! (from the writer) and others' (from NATS) wait in a reorder buffer until the one before
@@ -50,8 +50,8 @@ const OUTGOING: usize = 4096;
 pub(super) struct Cluster {
     client: async_nats::Client,
     origin: u64,
-    /// The subjects, known once `start` read the database's name.
-    subjects: OnceLock<Subjects>,
+    /// Where passing events go, known once `start` read the database's name.
+    live: OnceLock<Outlet>,
     /// The writer's batches, in commit order, for the applier.
     local: mpsc::UnboundedSender<Local>,
     parts: Mutex<Option<Parts>>,
@@ -66,13 +66,6 @@ pub(super) struct Cluster {
 struct Parts {
     local: mpsc::UnboundedReceiver<Local>,
     outgoing: mpsc::Receiver<(String, Bytes)>,
-}
-
-struct Subjects {
-    log: String,
-    live: String,
-    sockets: String,
-    limits: String,
 }
 
 /// What `.limits` carries: `<origin> <this as JSON>`.
@@ -124,7 +117,7 @@ impl Cluster {
         Ok(Cluster {
             client,
             origin: rand::random(),
-            subjects: OnceLock::new(),
+            live: OnceLock::new(),
             local: local_tx,
             parts: Mutex::new(Some(Parts { local, outgoing })),
             outgoing: outgoing_tx,
@@ -140,30 +133,20 @@ impl Cluster {
 
     /// Each user's socket count here is told to the other instances: when it changes, and
     /// all of them every second.
-    fn report_sockets(&self, subject: &str, hub: &Arc<Hub>, shutdown: &CancellationToken) {
-        let counts = Counts {
-            subject: subject.to_string(),
-            origin: self.origin,
-            outgoing: self.outgoing.clone(),
-        };
+    fn report_sockets(&self, counts: Counts, hub: &Arc<Hub>, shutdown: &CancellationToken) {
         let changes = counts.clone();
         hub.watch_sockets(move |user, n| changes.say(&[(user, n)], false));
         tokio::spawn(counts.every_second(Arc::clone(hub), shutdown.clone()));
     }
 
     /// Every login outcome and sign-up here is passed to the other instances.
-    fn report_limits(&self, subject: &str) {
+    fn report_limits(&self, outlet: Outlet) {
         let Some(shared) = self.limits.get() else {
             return;
         };
-        let say = Say {
-            subject: subject.to_string(),
-            origin: self.origin,
-            outgoing: self.outgoing.clone(),
-        };
-        let on_login = say.clone();
+        let on_login = outlet.clone();
         shared.logins.report_to(Box::new(move |login, ip, failed| {
-            on_login.say(&Counted::Login {
+            on_login.say_json(&Counted::Login {
                 login: login.to_string(),
                 ip,
                 failed,
@@ -171,7 +154,17 @@ impl Cluster {
         }));
         shared
             .signups
-            .report_to(Box::new(move |ip| say.say(&Counted::SignUp(ip))));
+            .report_to(Box::new(move |ip| outlet.say_json(&Counted::SignUp(ip))));
+    }
+
+    /// Speaking on `<prefix>.<name>`.
+    fn outlet(&self, prefix: &str, name: &str) -> Outlet {
+        Outlet {
+            subject: format!("{prefix}.{name}"),
+            origin: self.origin,
+            outgoing: self.outgoing.clone(),
+            metrics: Arc::clone(&self.metrics),
+        }
     }
 
     pub fn follow_accounts(&self, accounts: Arc<Accounts>) {
@@ -182,25 +175,10 @@ impl Cluster {
         self.client.connection_state() == State::Connected
     }
 
-    /// Sends without waiting: a full queue (the broker away or slow) drops the message, which
-    /// the log makes up for (committed batches) or nobody misses (typing, presence).
-    fn send(&self, subject: &str, payload: String) {
-        if self
-            .outgoing
-            .try_send((subject.to_string(), Bytes::from(payload)))
-            .is_err()
-        {
-            self.metrics.broker_dropped.inc();
-        }
-    }
-
     pub fn pass(&self, out: &Outbound) {
-        let Some(subjects) = self.subjects.get() else {
-            return; // not serving yet: no socket anywhere waits for it
-        };
-        match serde_json::to_string(out) {
-            Ok(json) => self.send(&subjects.live, format!("{} {json}", self.origin)),
-            Err(e) => tracing::error!(error = %e, "an event did not serialise"),
+        // Not serving yet: no socket anywhere waits for it.
+        if let Some(live) = self.live.get() {
+            live.say_json(out);
         }
     }
 
@@ -222,32 +200,26 @@ impl Cluster {
         let parts = parts.ok_or_else(|| Error::internal("the broker was started twice"))?;
         let (name, _) = store.cluster_head().await?;
         let prefix = format!("chatserver.{name}");
-        let subjects = Subjects {
-            log: format!("{prefix}.log"),
-            live: format!("{prefix}.live"),
-            sockets: format!("{prefix}.sockets"),
-            limits: format!("{prefix}.limits"),
+        let [log, live, sockets, limits] =
+            ["log", "live", "sockets", "limits"].map(|n| self.outlet(&prefix, n));
+        let subscribe = |outlet: &Outlet| {
+            let subject = outlet.subject.clone();
+            async move {
+                (self.client.subscribe(subject).await)
+                    .map_err(|e| Error::unavailable(format!("cannot subscribe on the broker: {e}")))
+            }
         };
-        let unreachable = |e: async_nats::SubscribeError| {
-            Error::unavailable(format!("cannot subscribe on the broker: {e}"))
+        let heard = Heard {
+            log: subscribe(&log).await?,
+            live: subscribe(&live).await?,
+            sockets: subscribe(&sockets).await?,
+            limits: subscribe(&limits).await?,
         };
-        let log = self.client.subscribe(subjects.log.clone()).await;
-        let live = self.client.subscribe(subjects.live.clone()).await;
-        let sockets = self.client.subscribe(subjects.sockets.clone()).await;
-        let (log, live) = (log.map_err(unreachable)?, live.map_err(unreachable)?);
-        let sockets = sockets.map_err(unreachable)?;
-        let limits = self.client.subscribe(subjects.limits.clone()).await;
-        let limits = limits.map_err(unreachable)?;
-        self.report_limits(&subjects.limits);
-        self.report_sockets(&subjects.sockets, &hub, &shutdown);
+        self.report_limits(limits);
+        self.report_sockets(Counts(sockets), &hub, &shutdown);
         // Subscribed first: every batch after this one arrives, or is in the log.
         let (_, head) = store.cluster_head().await?;
-        let _ = self.subjects.set(subjects);
-        let log_subject = self
-            .subjects
-            .get()
-            .map(|s| s.log.clone())
-            .unwrap_or_default();
+        let _ = self.live.set(live);
         tokio::spawn(publish(
             self.client.clone(),
             parts.outgoing,
@@ -263,15 +235,11 @@ impl Cluster {
         };
         let inputs = Inputs {
             origin: self.origin,
-            log_subject,
+            log,
             client: self.client.clone(),
-            outgoing: self.outgoing.clone(),
             accounts: Arc::clone(&self.accounts),
             local: parts.local,
-            log,
-            live,
-            sockets,
-            limits,
+            heard,
             shared: Arc::clone(&self.limits),
         };
         Ok(tokio::spawn(applier.run(inputs, shutdown)))
@@ -304,49 +272,67 @@ async fn publish(
 
 struct Inputs {
     origin: u64,
-    log_subject: String,
+    /// Where this instance's own batches go.
+    log: Outlet,
     client: async_nats::Client,
-    outgoing: mpsc::Sender<(String, Bytes)>,
     accounts: Arc<OnceLock<Arc<Accounts>>>,
     local: mpsc::UnboundedReceiver<Local>,
+    heard: Heard,
+    shared: Arc<OnceLock<Limits>>,
+}
+
+/// What the other instances say, subject by subject.
+struct Heard {
     log: async_nats::Subscriber,
     live: async_nats::Subscriber,
     sockets: async_nats::Subscriber,
     limits: async_nats::Subscriber,
-    shared: Arc<OnceLock<Limits>>,
 }
 
-/// Passes one login outcome or sign-up to the other instances.
+/// One subject this instance speaks on: `<origin> <what>`, sent without waiting. A full queue
+/// (the broker away or slow) drops the message, which the log makes up for (batches), the
+/// next full count corrects (sockets), or nobody misses (typing, presence).
 #[derive(Clone)]
-struct Say {
+struct Outlet {
     subject: String,
     origin: u64,
     outgoing: mpsc::Sender<(String, Bytes)>,
+    metrics: Arc<Metrics>,
 }
 
-impl Say {
-    fn say(&self, counted: &Counted) {
-        if let Ok(json) = serde_json::to_string(counted) {
-            let payload = format!("{} {json}", self.origin);
-            let _ = self
-                .outgoing
-                .try_send((self.subject.clone(), payload.into()));
+impl Outlet {
+    fn say(&self, what: &str) {
+        let payload = format!("{} {what}", self.origin);
+        let sent = self
+            .outgoing
+            .try_send((self.subject.clone(), payload.into()));
+        if sent.is_err() {
+            self.metrics.broker_dropped.inc();
         }
     }
+
+    fn say_json(&self, what: &impl serde::Serialize) {
+        match serde_json::to_string(what) {
+            Ok(json) => self.say(&json),
+            Err(e) => tracing::error!(error = %e, "a message for the broker did not serialise"),
+        }
+    }
+}
+
+/// What another instance said: its origin and the rest; `None` for this instance's own (or
+/// what is not one of ours).
+fn from_elsewhere(payload: &[u8], me: u64) -> Option<(u64, &str)> {
+    let (origin, rest) = std::str::from_utf8(payload).ok()?.split_once(' ')?;
+    let origin = origin.parse::<u64>().ok()?;
+    (origin != me).then_some((origin, rest))
 }
 
 /// Another instance's login outcome or sign-up, counted here too.
 fn heard(payload: &[u8], me: u64, shared: &OnceLock<Limits>, metrics: &Metrics) {
     let Some(shared) = shared.get() else { return };
-    let Some(text) = std::str::from_utf8(payload).ok() else {
+    let Some((_, body)) = from_elsewhere(payload, me) else {
         return;
     };
-    let Some((origin, body)) = text.split_once(' ') else {
-        return;
-    };
-    if origin.parse::<u64>().ok() == Some(me) {
-        return;
-    }
     match serde_json::from_str(body) {
         Ok(Counted::Login { login, ip, failed }) => shared.logins.heard(&login, ip, failed),
         Ok(Counted::SignUp(ip)) => shared.signups.heard(ip),
@@ -355,22 +341,14 @@ fn heard(payload: &[u8], me: u64, shared: &OnceLock<Limits>, metrics: &Metrics) 
     metrics.broker_limits_heard.inc();
 }
 
-/// Says how many sockets users have here: `<origin> <0|1: all of them> <[[user, n], …]>`.
+/// Says how many sockets users have here: `<0|1: all of them> <[[user, n], …]>`.
 #[derive(Clone)]
-struct Counts {
-    subject: String,
-    origin: u64,
-    outgoing: mpsc::Sender<(String, Bytes)>,
-}
+struct Counts(Outlet);
 
 impl Counts {
     fn say(&self, counts: &[(UserId, usize)], full: bool) {
         let json = serde_json::to_string(counts).unwrap_or_else(|_| "[]".into());
-        let payload = format!("{} {} {json}", self.origin, u8::from(full));
-        // Dropped when the queue is full: the next full count makes up for it.
-        let _ = self
-            .outgoing
-            .try_send((self.subject.clone(), payload.into()));
+        self.0.say(&format!("{} {json}", u8::from(full)));
     }
 
     /// All counts every second: a late instance learns them, and one that stops saying them
@@ -389,15 +367,10 @@ impl Counts {
 /// Another instance's report: its origin, whether it is all of its counts, the counts.
 type Report = (u64, bool, Vec<(UserId, usize)>);
 
-/// `<origin> <full> <counts>`, unless it is this instance's own.
+/// `<full> <counts>` from another instance.
 fn parse_counts(payload: &[u8], me: u64) -> Option<Report> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let (origin, rest) = text.split_once(' ')?;
+    let (origin, rest) = from_elsewhere(payload, me)?;
     let (full, body) = rest.split_once(' ')?;
-    let origin = origin.parse::<u64>().ok()?;
-    if origin == me {
-        return None;
-    }
     Some((origin, full == "1", serde_json::from_str(body).ok()?))
 }
 
@@ -422,18 +395,15 @@ impl Applier {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 Some(local) = io.local.recv() => {
-                    let payload = format!("{} {} {}", local.seq, io.origin, local.body);
-                    if io.outgoing.try_send((io.log_subject.clone(), payload.into())).is_err() {
-                        self.metrics.broker_dropped.inc();
-                    }
+                    io.log.say(&format!("{} {}", local.seq, local.body));
                     self.accept(local.seq, local.events);
                 }
-                Some(message) = io.log.next() => {
+                Some(message) = io.heard.log.next() => {
                     if let Some((seq, events)) = parse_batch(&message.payload, io.origin) {
                         self.accept(seq, events);
                     }
                 }
-                Some(message) = io.live.next() => {
+                Some(message) = io.heard.live.next() => {
                     if let Some(out) = parse_passing(&message.payload, io.origin) {
                         if let Some(accounts) = io.accounts.get() {
                             ended_elsewhere(accounts, &out);
@@ -441,10 +411,10 @@ impl Applier {
                         self.hub.publish(out);
                     }
                 }
-                Some(message) = io.limits.next() => {
+                Some(message) = io.heard.limits.next() => {
                     heard(&message.payload, io.origin, &io.shared, &self.metrics);
                 }
-                Some(message) = io.sockets.next() => {
+                Some(message) = io.heard.sockets.next() => {
                     if let Some((origin, full, counts)) = parse_counts(&message.payload, io.origin) {
                         self.hub.sockets_elsewhere(origin, &counts, full);
                     }
@@ -553,23 +523,14 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// `<seq> <origin> <events>`, unless it is this instance's own.
+/// `<seq> <events>` from another instance.
 fn parse_batch(payload: &[u8], me: u64) -> Option<(i64, Vec<Outbound>)> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let (seq, rest) = text.split_once(' ')?;
-    let (origin, body) = rest.split_once(' ')?;
-    if origin.parse::<u64>().ok()? == me {
-        return None;
-    }
+    let (_, rest) = from_elsewhere(payload, me)?;
+    let (seq, body) = rest.split_once(' ')?;
     Some((seq.parse().ok()?, serde_json::from_str(body).ok()?))
 }
 
-/// `<origin> <event>`, unless it is this instance's own.
+/// `<event>` from another instance.
 fn parse_passing(payload: &[u8], me: u64) -> Option<Outbound> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let (origin, body) = text.split_once(' ')?;
-    if origin.parse::<u64>().ok()? == me {
-        return None;
-    }
-    serde_json::from_str(body).ok()
+    serde_json::from_str(from_elsewhere(payload, me)?.1).ok()
 }

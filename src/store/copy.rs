@@ -128,10 +128,11 @@ fn copy_table(src: &Db, dst: &Db, table: &str, key: &[&str]) -> Result<usize> {
         dst.execute(&format!("DELETE FROM {table}"), args![])?;
     }
     let list = wanted.join(", ");
-    let marks: Vec<String> = (1..=wanted.len()).map(|i| format!("?{i}")).collect();
-    let insert = format!("INSERT INTO {table} ({list}) VALUES ({})", marks.join(", "));
+    let insert = format!(
+        "INSERT INTO {table} ({list}) VALUES ({})",
+        marks(wanted.len())
+    );
     let mut copied = 0;
-    let mut failed = None;
     let read = Read {
         table,
         list: &list,
@@ -145,22 +146,21 @@ fn copy_table(src: &Db, dst: &Db, table: &str, key: &[&str]) -> Result<usize> {
             .ok_or_else(|| Error::internal(format!("{table}: its key is not copied")))?,
     };
     scan(src, &read, &mut |row| {
-        let bound: Vec<&dyn super::db::Arg> = row.iter().map(|v| v as _).collect();
-        match dst.execute(&insert, &bound) {
-            Ok(_) => {
-                copied += 1;
-                true
-            }
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        }
+        dst.execute(&insert, &bound(row))?;
+        copied += 1;
+        Ok(())
     })?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(copied),
-    }
+    Ok(copied)
+}
+
+/// `?1, ?2, …, ?n`.
+fn marks(n: usize) -> String {
+    let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+    marks.join(", ")
+}
+
+fn bound(row: &[Value]) -> Vec<&dyn super::db::Arg> {
+    row.iter().map(|v| v as _).collect()
 }
 
 /// How one table is read: its columns, and where its key is among them.
@@ -171,39 +171,33 @@ struct Read<'a> {
     key: Vec<(&'a str, usize)>,
 }
 
-/// Calls `f` with every row of the table until it answers false, holding at most a page of
-/// rows: SQLite steps through them; PostgreSQL is read a page at a time in key order (within
-/// the snapshot, so nothing moves between pages).
-fn scan(src: &Db, t: &Read<'_>, f: &mut dyn FnMut(&[Value]) -> bool) -> Result<()> {
+/// Calls `f` with every row of the table, stopping at its first error, holding at most a page
+/// of rows: SQLite steps through them; PostgreSQL is read a page at a time in key order
+/// (within the snapshot, so nothing moves between pages).
+fn scan(src: &Db, t: &Read<'_>, f: &mut dyn FnMut(&[Value]) -> Result<()>) -> Result<()> {
     let read = |r: &super::db::Row<'_>| -> Result<Vec<Value>> {
         (0..t.width).map(|i| r.get::<Value>(i)).collect()
     };
     let (table, list) = (t.table, t.list);
     if src.lite().is_some() {
         let select = format!("SELECT {list} FROM {table}");
-        return src.each(&select, args![], &mut |r| Ok(f(&read(r)?)));
+        return src.each(&select, args![], &mut |r| f(&read(r)?).map(|()| true));
     }
     let names: Vec<&str> = t.key.iter().map(|(k, _)| *k).collect();
     let order = names.join(", ");
-    let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
     let first = format!("SELECT {list} FROM {table} ORDER BY {order} LIMIT {PAGE}");
     let next = format!(
         "SELECT {list} FROM {table} WHERE ({order}) > ({}) ORDER BY {order} LIMIT {PAGE}",
-        marks.join(", ")
+        marks(names.len())
     );
     let mut after: Option<Vec<Value>> = None;
     loop {
         let page = match &after {
             None => src.query_map(&first, args![], read)?,
-            Some(last) => {
-                let bound: Vec<&dyn super::db::Arg> = last.iter().map(|v| v as _).collect();
-                src.query_map(&next, &bound, read)?
-            }
+            Some(last) => src.query_map(&next, &bound(last), read)?,
         };
         for row in &page {
-            if !f(row) {
-                return Ok(());
-            }
+            f(row)?;
         }
         match page.last() {
             Some(last) if page.len() == PAGE => {

@@ -113,20 +113,14 @@ async fn send_n(api: &Api, by: &Session, label: &str, n: usize, sent: &mut Vec<i
     }
 }
 
-/// Polls `/healthz` on `api` until it answers `status`, within the timeout.
+/// Polls `/healthz` on `api` until it answers `status` (within the timeout); its body then.
 async fn health_becomes(api: &Api, status: u16) -> Value {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let (now, body) = api.get("/healthz", None).await;
-        if now == status {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz stayed {now} ({body}), not {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let what = format!("/healthz answers {status}");
+    eventually(&what, || async {
+        api.get("/healthz", None).await.0 == status
+    })
+    .await;
+    api.get("/healthz", None).await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
