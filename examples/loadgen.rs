@@ -49,6 +49,10 @@
 )]
 
 // A crate root looks for its modules beside itself; these live in examples/loadgen/.
+#[path = "loadgen/bare.rs"]
+mod bare;
+#[path = "loadgen/ceilings.rs"]
+mod ceilings;
 #[path = "loadgen/class.rs"]
 mod class;
 #[path = "loadgen/net.rs"]
@@ -78,10 +82,46 @@ pub enum Scenario {
     Class,
     /// Send latency with no upload, then while others upload 10 MiB files back to back.
     Uploads,
+    /// This machine's ceilings: http-send and fanout against the bare stack (warp, a JWT
+    /// check, tokio's broadcast; no chatserver), and batched SQLite inserts. Needs no server.
+    Ceilings,
+    /// The bare stack itself, on --url (started by the other scenarios as a child process).
+    #[value(hide = true)]
+    BareServer,
+}
+
+/// What a scenario measured, for a ratio to its ceiling.
+pub struct Outcome {
+    /// Every correctness check passed.
+    pub ok: bool,
+    pub metrics: Vec<Metric>,
+}
+
+impl Outcome {
+    pub fn new(ok: bool, metrics: impl Into<Vec<Metric>>) -> Outcome {
+        Outcome {
+            ok,
+            metrics: metrics.into(),
+        }
+    }
+
+    /// The median of the first metric (the scenario's throughput).
+    pub fn median(&self) -> f64 {
+        self.median_of(0)
+    }
+
+    pub fn median_of(&self, i: usize) -> f64 {
+        let mut v = self
+            .metrics
+            .get(i)
+            .map(|m| m.values.clone())
+            .unwrap_or_default();
+        percentile(&mut v, 0.5)
+    }
 }
 
 /// Options shared by every scenario; each uses the ones that concern it.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(about = "Load generator for chatserver: drives a running server through its public API")]
 pub struct Opts {
     #[arg(value_enum)]
@@ -97,6 +137,17 @@ pub struct Opts {
     /// load generators, each under its own open-files limit, hold theirs at the same time).
     #[arg(long, default_value_t = 0.0)]
     pub hold: f64,
+    /// http-send, fanout: skip the bare-stack ceiling they otherwise measure first, in the
+    /// same invocation, to report their figure as a ratio of it.
+    #[arg(long = "no-ceiling", action = clap::ArgAction::SetFalse)]
+    pub ceiling: bool,
+    /// fanout: send at this share of the ceiling's messages/s (open loop, e.g. 0.7) instead of
+    /// --rate or the window's closed loop; the ceiling itself is measured at saturation.
+    #[arg(long, value_name = "SHARE")]
+    pub of_ceiling: Option<f64>,
+    /// Set while a scenario runs against the bare stack (names its report).
+    #[arg(skip)]
+    pub bare: bool,
     /// Measured runs; the report gives their median and min–max.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -175,7 +226,7 @@ fn main() {
         eprintln!("loadgen: watchdog: still running after {limit} s, exiting");
         std::process::exit(3);
     });
-    let addr = if opts.scenario == Scenario::Startup {
+    let addr = if matches!(opts.scenario, Scenario::Startup | Scenario::Ceilings) {
         None
     } else {
         Some(local_addr(&opts.url))
@@ -195,6 +246,16 @@ fn main() {
 pub fn fail(msg: &str) -> ! {
     eprintln!("loadgen: {msg}");
     std::process::exit(1)
+}
+
+impl Opts {
+    /// A report's title: the scenario, or the bare stack's run of it.
+    pub fn name(&self, scenario: &str) -> String {
+        match self.bare {
+            true => format!("{scenario} (ceiling: the bare stack)"),
+            false => scenario.to_string(),
+        }
+    }
 }
 
 /// `first` (the --url) and every --also, in that order.

@@ -14,13 +14,23 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::net::{self, field_u64, frame_type, unix_nanos, Gate, Http, Plan, Res, Ws};
-use crate::{fmt, nofile_of, percentile, pid_listening_on, report, rss_kb, Metric, Opts, Scenario};
+use crate::{
+    fmt, nofile_of, percentile, pid_listening_on, report, rss_kb, Metric, Opts, Outcome, Scenario,
+};
 
 pub async fn run(o: &Opts, addr: Option<SocketAddr>, nofile: u64) -> Res<bool> {
     let addr = || addr.expect("scenarios other than startup have an address");
     match o.scenario {
-        Scenario::HttpSend => http_send(o, addr()).await,
-        Scenario::Fanout => fanout(o, addr(), nofile).await,
+        Scenario::HttpSend | Scenario::Fanout if o.ceiling => {
+            crate::ceilings::against(o, addr(), nofile).await
+        }
+        Scenario::HttpSend => Ok(http_send(o, addr()).await?.ok),
+        Scenario::Fanout => Ok(fanout(o, addr(), nofile).await?.ok),
+        Scenario::Ceilings => crate::ceilings::run(o, nofile).await,
+        Scenario::BareServer => {
+            crate::bare::serve(addr()).await;
+            Ok(true)
+        }
         Scenario::Idle => idle(o, addr(), nofile).await,
         Scenario::History => history(o, addr()).await,
         Scenario::Startup => startup(o).await,
@@ -65,7 +75,7 @@ fn ms(d: Duration) -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 
-async fn http_send(o: &Opts, addr: SocketAddr) -> Res<bool> {
+pub async fn http_send(o: &Opts, addr: SocketAddr) -> Res<Outcome> {
     let (n_users, n_groups) = (
         o.users.unwrap_or(16).clamp(1, o.connections.max(1)),
         o.groups.unwrap_or(4).max(1),
@@ -159,8 +169,8 @@ async fn http_send(o: &Opts, addr: SocketAddr) -> Res<bool> {
         ));
     }
     let params = json!({"connections": o.connections, "users": n_users, "groups": n_groups, "seconds": duration.as_secs_f64(), "messages": o.messages, "runs": o.runs});
-    report("http-send", params, &m, &notes);
-    Ok(errors == 0)
+    report(&o.name("http-send"), params, &m, &notes);
+    Ok(Outcome::new(errors == 0, m))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,7 +307,7 @@ fn check(got: &[u64], expected: &[u64]) -> Vec<String> {
     problems
 }
 
-async fn fanout(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<bool> {
+pub async fn fanout(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<Outcome> {
     let n_groups = o.groups.unwrap_or(1).max(1);
     let members = o
         .members
@@ -516,8 +526,8 @@ async fn fanout(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<bool> {
         notes.extend(violations.iter().cloned());
     }
     let params = json!({"sockets": total, "groups": n_groups, "members": members, "slow": o.slow, "senders": o.senders, "window": o.window, "rate": o.rate, "seconds": duration.as_secs_f64(), "messages": o.messages, "runs": o.runs});
-    report("fanout", params, &m, &notes);
-    Ok(violations.is_empty())
+    report(&o.name("fanout"), params, &m, &notes);
+    Ok(Outcome::new(violations.is_empty(), m))
 }
 
 // ---------------------------------------------------------------------------------------------
