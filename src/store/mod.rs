@@ -300,6 +300,12 @@ fn open_sqlite(path: &Path, sync: SyncMode) -> Result<(Engine, db::Conn)> {
     let mut conn = sqlite::open_connection(path, sync)?;
     files::make_private(path);
     sqlite::migrate(&mut conn)?;
+    // Messages the command line stored while the server was stopped are indexed now.
+    {
+        let tx = conn.transaction()?;
+        search::index_queued(&db::Db::Lite(&tx))?;
+        tx.commit()?;
+    }
     let manager = SqliteConnectionManager::file(path)
         .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_init(move |c| sqlite::configure(c, sync));

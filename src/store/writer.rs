@@ -14,9 +14,9 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::cluster;
 use super::db::{Conn, Db};
 use super::Written;
+use super::{cluster, search};
 use crate::broker::{Batch, Bus};
 use crate::error::{Error, Result};
 #[cfg(test)]
@@ -246,6 +246,7 @@ fn commit(conn: &Db, done: Vec<Done>, seq: Option<i64>, bus: &Bus, metrics: &Met
         Some(batch) => cluster::log_batch(conn, batch.seq, &batch.body),
         None => Ok(()),
     }
+    .and_then(|()| search::index_queued(conn))
     .and_then(|()| conn.execute_batch("COMMIT"));
     if let Err(failed) = committed {
         tracing::error!(error = %failed, "commit failed; the batch is rolled back");
@@ -284,6 +285,9 @@ mod tests {
         conn.execute_batch(
             "PRAGMA foreign_keys = ON;
              CREATE TABLE t (v INTEGER NOT NULL);
+             CREATE TABLE messages (id INTEGER PRIMARY KEY, content TEXT NOT NULL);
+             CREATE VIRTUAL TABLE messages_fts USING fts5(content);
+             CREATE TABLE messages_fts_queue (id INTEGER PRIMARY KEY);
              CREATE TABLE parent (id INTEGER PRIMARY KEY);
              CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);",
         )
