@@ -576,6 +576,7 @@ async fn idle(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<bool> {
         ("healthz p50", "ms"),
         ("healthz p99", "ms"),
         ("sockets opened/s", "1/s"),
+        ("RSS 5 s after close − before", "MB"),
     ];
     let mut m = names.map(Metric::new);
     let mut failed = 0;
@@ -622,20 +623,21 @@ async fn idle(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<bool> {
             lat.push(ms(t.elapsed()));
         }
         let per = (after as f64 - before as f64) / sockets.len().max(1) as f64;
+        let open = sockets.len();
+        drop(sockets);
+        // Memory given back: the server's RSS 5 s after every socket closed.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let closed = rss_kb(pid).ok_or("cannot read the server's RSS")?;
         let v = [
             per,
             after as f64 / 1024.0,
             percentile(&mut lat, 0.5),
             percentile(&mut lat, 0.99),
             open_rate,
+            (closed as f64 - before as f64) / 1024.0,
         ];
-        println!("run {}: {} sockets, RSS {} → {} KB: {:.1} KB/socket; healthz p50 {:.3} ms p99 {:.3} ms", run + 1, sockets.len(), before, after, per, v[2], v[3]);
+        println!("run {}: {open} sockets, RSS {before} → {after} KB: {per:.1} KB/socket, {closed} KB 5 s after they closed; healthz p50 {:.3} ms p99 {:.3} ms", run + 1, v[2], v[3]);
         Metric::record(&mut m, &v);
-        drop(sockets);
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    if let Some(end) = rss_kb(pid) {
-        notes.push(format!("server RSS 2 s after the last run's sockets closed: {} MB (before the first run: {} MB)", end / 1024, before / 1024));
     }
 
     notes.push(format!("RSS per socket = (server RSS with the sockets open − {before} KB before the first run) / sockets; meaningful on a freshly started server (memory freed by earlier sockets is reused)"));
