@@ -59,6 +59,12 @@ socket.setHandlers({
     renderConversations();
     if (state.open) { renderHeader(); refreshDetails(); }
   },
+  // Changes that came close together (a class logging in), in order, drawn once.
+  presence_batch(e) {
+    for (const c of e.changes || []) state.online.set(c.user_id, c.online);
+    renderConversations();
+    if (state.open) { renderHeader(); refreshDetails(); }
+  },
   member_added(e) {
     if (e.user_id === me() || !state.convs.has(e.group_id)) scheduleRefresh();
     else if (state.open?.id === e.group_id) loadMembers(state.open);

@@ -164,6 +164,22 @@ impl Store {
         })
     }
 
+    /// Everyone who shares a conversation with `id`, with when each was last seen (a socket
+    /// that missed presence events tells its client again).
+    pub async fn contacts_seen(&self, id: UserId) -> Result<Vec<(UserId, Option<String>)>> {
+        self.read(move |c| {
+            c.query_map(
+                "SELECT u.id, u.last_seen FROM users u WHERE u.id IN (
+                     SELECT other.user_id FROM members mine
+                     JOIN members other ON other.conversation_id = mine.conversation_id
+                     WHERE mine.user_id = ?1 AND other.user_id != ?1)",
+                args![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .await
+    }
+
     /// The user's contacts (who hear of their coming online) and when they were last seen.
     pub async fn came_online(&self, id: UserId) -> Result<(Vec<UserId>, Option<String>)> {
         self.read(move |c| {

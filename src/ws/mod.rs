@@ -1,11 +1,12 @@
 //! The WebSocket. `GET /ws` checks the token before the upgrade (401 otherwise), then upgrades
 //! the connection with tokio-tungstenite directly (so the read buffer and frame limits are ours
 //! to set) and hands it to a `Session`: `session` runs the loop and closes, `delivery` sends
-//! what the hub and the database hold, `inbound` answers the client's frames. The frames
-//! themselves are `protocol`'s.
+//! what the hub and the database hold, `inbound` answers the client's frames, `presence`
+//! sends presence in bursts. The frames themselves are `protocol`'s.
 
 mod delivery;
 mod inbound;
+mod presence;
 mod session;
 
 use std::sync::Arc;

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as Frame, Utf8Byt
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use super::presence::Held;
 use crate::auth::AuthUser;
 use crate::hub::{Event, Registration, UserReceivers};
 use crate::model::{GroupId, MessageId, UserId};
@@ -120,6 +121,8 @@ impl Session {
         tokio::pin!(stopping);
         let mut heartbeat = tokio::time::interval(self.state.config.ws_ping_interval);
         heartbeat.reset();
+        let (window, mut held) = (tokio::time::sleep(Duration::ZERO), Held::default());
+        tokio::pin!(window);
         loop {
             let step = tokio::select! {
                 biased;
@@ -138,11 +141,15 @@ impl Session {
                     self.group_event(group, item).await
                 }
                 item = receivers.presence.recv() => match item {
-                    Ok(event) => self.feed(event.text.clone()).await,
-                    // Presence is best effort: a socket that fell behind skips some.
-                    Err(broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                    Ok(event) => self.presence(&mut held, window.as_mut(), &event).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.presence_missed(&mut held, window.as_mut()).await
+                    }
                     Err(broadcast::error::RecvError::Closed) => Err(End::Broken),
                 },
+                () = &mut window, if held.open => {
+                    self.presence_window_ends(&mut held, window.as_mut()).await
+                }
                 _ = heartbeat.tick() => self.heartbeat().await,
             };
             let step = match step {

@@ -299,3 +299,85 @@ async fn closing_two_sockets_at_once_announces_offline_once() {
         assert_eq!(profile(&server, &mike, ava.id).await["online"], false);
     }
 }
+
+/// A class arriving at once: the watcher hears every arrival, but in a few frames (the first
+/// at once, the rest together in `presence_batch` frames), not one frame per arrival.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_class_arriving_at_once_is_announced_in_a_few_frames() {
+    let server = TestServer::start().await;
+    let teacher = server.ava().await;
+    let mut class = Vec::new();
+    for i in 0..20 {
+        class.push(server.new_user(&format!("pupil{i}")).await);
+    }
+    let ids: Vec<i64> = class.iter().map(|s| s.id).collect();
+    server.create_group(&teacher, "class", &ids).await;
+    let mut watcher = server.ws_ready(&teacher).await;
+    let sockets =
+        futures_util::future::join_all(class.iter().map(|pupil| server.ws_ready(pupil))).await;
+    let (mut online, mut frames, mut batches) = (std::collections::HashSet::new(), 0, 0);
+    while online.len() < ids.len() {
+        let frame = watcher.next_frame().await;
+        let changes = match frame["type"].as_str() {
+            Some("presence") => vec![frame],
+            Some("presence_batch") => {
+                batches += 1;
+                frame["changes"].as_array().unwrap().clone()
+            }
+            _ => continue,
+        };
+        frames += 1;
+        for change in changes {
+            let user = change["user_id"].as_i64().unwrap();
+            assert_online(&change, user);
+            assert!(ids.contains(&user) && online.insert(user), "{change}");
+        }
+    }
+    assert!(
+        batches >= 1 && frames < ids.len() / 2,
+        "{frames} frames ({batches} batches) for {} arrivals",
+        ids.len()
+    );
+    drop(sockets);
+}
+
+/// A socket that stopped reading while more presence came than its user's channel holds is
+/// not closed, and once it reads it is told everyone's presence again: its client ends up
+/// knowing every classmate is online, though events were dropped on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_missed_presence_is_told_all_of_it_again() {
+    let server = TestServer::start().await;
+    let (teacher, mike) = (server.ava().await, server.mike().await);
+    let chat = server.create_group(&teacher, "chat", &[mike.id]).await;
+    let mut watcher = Ws::connect_small_buffer(server.addr, &teacher.token, 4096).await;
+    watcher.expect_type("ready").await;
+    // Nobody reads the watcher while 8 MB of messages fill its socket (the kernel's buffers
+    // on loopback take a few MB)...
+    let big = "x".repeat(4000);
+    let senders = (0..4).map(|_| async {
+        for _ in 0..500 {
+            server.send(&mike, chat, &big).await;
+        }
+    });
+    futures_util::future::join_all(senders).await;
+    // ...and 40 classmates, more than its presence channel holds, come online.
+    let mut class = Vec::new();
+    for i in 0..40 {
+        class.push(server.new_user(&format!("pupil{i}")).await);
+    }
+    let ids: Vec<i64> = class.iter().map(|s| s.id).collect();
+    server.create_group(&teacher, "class", &ids).await;
+    let mut sockets = Vec::new();
+    for pupil in &class {
+        sockets.push(server.ws_ready(pupil).await);
+    }
+    let mut online = std::collections::HashSet::new();
+    while online.len() < ids.len() {
+        let frame = watcher.next_json_raw().await;
+        let user = frame["user_id"].as_i64().unwrap_or_default();
+        if frame["type"] == "presence" && frame["online"] == true && ids.contains(&user) {
+            online.insert(user);
+        }
+    }
+    drop(sockets);
+}

@@ -110,7 +110,7 @@ async fn try_upgrade_after(
         .await
         .expect("handshake timed out");
     match result {
-        Ok((stream, _)) => Ok(Ws { stream }),
+        Ok((stream, _)) => Ok(Ws::new(stream)),
         Err(WsError::Http(resp)) => {
             let status = resp.status().as_u16();
             let body = resp

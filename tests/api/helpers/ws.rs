@@ -18,6 +18,8 @@ pub type WsStream = WebSocketStream<TcpStream>;
 
 pub struct Ws {
     pub stream: WsStream,
+    /// The rest of a `presence_batch` frame, handed out one change at a time.
+    unbatched: std::collections::VecDeque<Value>,
 }
 
 /// How a socket ended.
@@ -133,6 +135,13 @@ pub async fn ws_refused(
 }
 
 impl Ws {
+    pub fn new(stream: WsStream) -> Ws {
+        Ws {
+            stream,
+            unbatched: Default::default(),
+        }
+    }
+
     /// A socket from the loopback source address `source` (127.0.0.2, …).
     pub async fn connect_from(source: &str, addr: SocketAddr, token: &str) -> Ws {
         let tcp = tcp_from(source, addr).await;
@@ -146,7 +155,10 @@ impl Ws {
         .await
         .expect("handshake timed out")
         .expect("handshake");
-        Ws { stream }
+        Ws {
+            stream,
+            unbatched: Default::default(),
+        }
     }
 
     pub async fn connect(addr: SocketAddr, token: &str, since: Option<i64>) -> Ws {
@@ -164,7 +176,10 @@ impl Ws {
             .expect("websocket handshake timed out")
             .expect("websocket handshake failed");
         assert_eq!(resp.status().as_u16(), 101);
-        Ws { stream }
+        Ws {
+            stream,
+            unbatched: Default::default(),
+        }
     }
 
     /// Token in the `Authorization` header instead of the query.
@@ -186,7 +201,10 @@ impl Ws {
             .unwrap_or_else(|_| panic!("websocket handshake to {uri} timed out"))
             .unwrap_or_else(|e| panic!("websocket handshake to {uri} failed: {e}"));
         assert_eq!(resp.status().as_u16(), 101);
-        Ws { stream }
+        Ws {
+            stream,
+            unbatched: Default::default(),
+        }
     }
 
     /// The next data frame (text or binary), skipping control frames. Panics on timeout or close.
@@ -207,8 +225,26 @@ impl Ws {
         }
     }
 
-    /// The next JSON frame, including `presence` frames.
+    /// The next JSON frame, including `presence` frames; the changes of a `presence_batch`
+    /// come one by one, as the `presence` frames they are (tests/api/presence.rs looks at the
+    /// batches themselves, with `next_frame`).
     pub async fn next_json_raw(&mut self) -> Value {
+        if let Some(change) = self.unbatched.pop_front() {
+            return change;
+        }
+        let v = self.next_frame().await;
+        if v["type"] != "presence_batch" {
+            return v;
+        }
+        self.unbatched
+            .extend(v["changes"].as_array().cloned().unwrap_or_default());
+        self.unbatched
+            .pop_front()
+            .unwrap_or_else(|| panic!("an empty presence_batch: {v}"))
+    }
+
+    /// The next JSON frame exactly as sent (a `presence_batch` as one frame).
+    pub async fn next_frame(&mut self) -> Value {
         match self.next_message().await {
             Message::Text(t) => serde_json::from_str(t.as_str())
                 .unwrap_or_else(|e| panic!("server sent a text frame that is not JSON ({e}): {t}")),

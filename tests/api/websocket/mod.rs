@@ -76,7 +76,7 @@ async fn collect_ids(addr: SocketAddr, token: &str, mut ws: Ws, count: usize) ->
                         break 'outer;
                     }
                 }
-                Some("presence") | Some("ack") => {}
+                Some("presence" | "presence_batch" | "ack") => {}
                 _ => panic!("unexpected frame {frame}"),
             }
         }

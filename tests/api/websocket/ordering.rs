@@ -86,7 +86,7 @@ async fn concurrent_ws_and_http_senders_each_message_once_in_order() {
                         let source = cid.rsplit_once('-').map_or(cid, |(src, _)| src);
                         *from.entry(source.to_string()).or_default() += 1;
                     }
-                    Some("presence") => {}
+                    Some("presence" | "presence_batch") => {}
                     _ => panic!("ws sender {s}: unexpected {f}"),
                 }
             }
