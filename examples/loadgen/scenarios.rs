@@ -345,7 +345,14 @@ pub async fn fanout(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<Outcome> {
     });
     let mut logs = Vec::new();
     let tokens = users.iter().map(|u| u.1.clone()).collect();
-    for (i, ws) in connect_all(&addrs, tokens).await.into_iter().enumerate() {
+    let joined = Instant::now();
+    let sockets = connect_all(&addrs, tokens).await;
+    // A join storm: every member opens a socket at once (100 handshakes at a time).
+    println!(
+        "join storm: {total} sockets ready in {:.2} s",
+        joined.elapsed().as_secs_f64()
+    );
+    for (i, ws) in sockets.into_iter().enumerate() {
         let log = Arc::new(Mutex::new(Log::default()));
         let (token, group) = (users[i].1.clone(), groups[i / members]);
         let slow = i % members < o.slow; // the first --slow members of each group
@@ -360,8 +367,9 @@ pub async fn fanout(o: &Opts, addr: SocketAddr, nofile: u64) -> Res<Outcome> {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     println!(
-        "setup done in {:.1} s ({} presence/other frames, {} sockets closed 1013 and reconnected)",
+        "setup done in {:.1} s, {:.1} s after the join storm began ({} presence/other frames, {} sockets closed 1013 and reconnected)",
         t.elapsed().as_secs_f64(),
+        joined.elapsed().as_secs_f64(),
         sh.frames.load(Ordering::Relaxed),
         sh.reconnects.load(Ordering::Relaxed)
     );

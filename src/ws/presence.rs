@@ -27,6 +27,9 @@ pub(super) struct Held {
     texts: Vec<Utf8Bytes>,
     /// A window is open (its timer is armed).
     pub open: bool,
+    /// Events were dropped while this socket was behind: once the burst is over (a window
+    /// ends with nothing held), everyone's presence is sent again.
+    missed: bool,
 }
 
 impl Session {
@@ -46,31 +49,39 @@ impl Session {
         self.feed(event.text.clone()).await
     }
 
-    /// Presence events were dropped while this socket was behind: what its client knows may be
-    /// stale, so the presence of every contact is held to go out with the window.
-    pub(super) async fn presence_missed(
-        &mut self,
-        held: &mut Held,
-        window: Pin<&mut Sleep>,
-    ) -> Step {
-        let Ok(contacts) = self.state.service.store.contacts_seen(self.user).await else {
-            return Ok(()); // the next change still comes; nothing better to do now
-        };
-        held.texts.clear(); // all superseded
-        for (user_id, last_seen) in contacts {
-            let online = self.state.service.hub.is_online(user_id);
-            let frame = ServerFrame::Presence {
-                user_id,
-                online,
-                last_seen,
-            };
-            held.texts.push(frame.to_text());
-        }
+    /// Presence events were dropped while this socket was behind (a burst larger than its
+    /// user's channel): its client's view may be stale. Reading every contact's presence now,
+    /// in the middle of the burst, would cost as much as the burst again each time it falls
+    /// behind, so it is noted and done once, when the burst is over.
+    pub(super) fn presence_missed(&mut self, held: &mut Held, window: Pin<&mut Sleep>) {
+        held.missed = true;
         if !held.open {
             held.open = true;
-            window.reset(Instant::now());
+            window.reset(Instant::now() + WINDOW);
         }
-        Ok(())
+    }
+
+    /// Everyone's presence, again, after events were dropped.
+    async fn presence_again(&mut self) -> Step {
+        let Ok(contacts) = self.state.service.store.contacts_seen(self.user).await else {
+            return Ok(()); // later changes still come; nothing better to do now
+        };
+        let texts = contacts
+            .into_iter()
+            .map(|(user_id, last_seen)| {
+                let online = self.state.service.hub.is_online(user_id);
+                ServerFrame::Presence {
+                    user_id,
+                    online,
+                    last_seen,
+                }
+                .to_text()
+            })
+            .collect::<Vec<_>>();
+        match texts.is_empty() {
+            true => Ok(()),
+            false => self.feed(batch(texts)).await,
+        }
     }
 
     /// The window ended: what it held goes out as one frame, and a new window opens.
@@ -82,6 +93,9 @@ impl Session {
         let texts = std::mem::take(&mut held.texts);
         if texts.is_empty() {
             held.open = false;
+            if std::mem::take(&mut held.missed) {
+                return self.presence_again().await;
+            }
             return Ok(());
         }
         window.reset(Instant::now() + WINDOW);

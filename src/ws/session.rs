@@ -143,7 +143,8 @@ impl Session {
                 item = receivers.presence.recv() => match item {
                     Ok(event) => self.presence(&mut held, window.as_mut(), &event).await,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        self.presence_missed(&mut held, window.as_mut()).await
+                        self.presence_missed(&mut held, window.as_mut());
+                        Ok(())
                     }
                     Err(broadcast::error::RecvError::Closed) => Err(End::Broken),
                 },

@@ -327,10 +327,14 @@ async fn a_class_arriving_at_once_is_announced_in_a_few_frames() {
             _ => continue,
         };
         frames += 1;
+        // (A socket that fell behind is told everyone's presence again: repeats, and contacts
+        // from elsewhere, may come.)
         for change in changes {
             let user = change["user_id"].as_i64().unwrap();
-            assert_online(&change, user);
-            assert!(ids.contains(&user) && online.insert(user), "{change}");
+            if ids.contains(&user) {
+                assert_online(&change, user);
+                online.insert(user);
+            }
         }
     }
     assert!(
