@@ -8,6 +8,7 @@
 mod admin;
 mod attachments;
 mod blocks;
+mod checkpoint;
 mod classroom;
 mod cluster;
 mod copy;

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::checkpoint::Checkpointer;
 use super::db::{args, Conn, Db};
 use super::Written;
 use super::{cluster, search};
@@ -151,6 +152,7 @@ fn statement(conn: &Db, sql: &str) -> Result<()> {
 
 fn run(conn: Conn, rx: mpsc::Receiver<Order>, bus: Arc<Bus>, metrics: Arc<Metrics>) {
     let db = conn.db();
+    let mut checkpoints = Checkpointer::start(db.lite());
     let mut stop = None;
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::new();
@@ -174,11 +176,13 @@ fn run(conn: Conn, rx: mpsc::Receiver<Order>, bus: Arc<Bus>, metrics: Arc<Metric
             metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
+            checkpoints.committed();
         }
         if stop.is_some() {
             break;
         }
     }
+    checkpoints.stop();
     // Everything committed is folded into the database file now, so the file alone holds it
     // even if a reader keeps the WAL open a moment longer (the last connection to close then
     // removes the WAL and the -shm).
