@@ -17,12 +17,13 @@ use rusqlite::Connection;
 /// WAL pages (4 KiB) that make the writer ask for a checkpoint: SQLite's own threshold.
 const PAGES: c_int = 1000;
 
-/// WAL pages past which the writer waits for the checkpoint it asked for. A passive checkpoint
-/// keeps up with chat easily, but not with uploads at disk speed: the WAL then grows without
-/// end, and the disk, shared by the commits' fsyncs and the checkpoint's, made sends under
-/// uploads wait 80-140 ms (p99) instead of 17. Waiting here throttles such floods the way the
-/// writer's own checkpoints did, only rarer (every 32 MB rather than every 4 MB).
-const BACKSTOP: c_int = 8 * PAGES;
+/// WAL pages past which the writer waits for the checkpoint it asked for. While the writer keeps
+/// committing, a passive checkpoint never reaches the WAL's end, so the WAL is never started
+/// over and grows: under uploads at disk speed sends then waited 80-370 ms (p99), and at
+/// 40,000 sends a second a WAL growing to 32 MB cost 12 % of them. Waiting here at 8 MB lets
+/// the checkpoint finish and the WAL restart: sends under uploads 7-14 ms p99, and 6 % fewer
+/// sends a second at saturation than checkpoints in the writer (BENCHMARKS.md).
+const BACKSTOP: c_int = 2 * PAGES;
 
 thread_local! {
     /// The WAL's size in pages after the last commit on this thread, as the WAL hook (a plain
