@@ -42,6 +42,10 @@ pub(super) struct Checkpointer {
     wake: Option<mpsc::SyncSender<()>>,
     /// One message after each checkpoint.
     done: Option<mpsc::Receiver<()>>,
+    /// The WAL size at which to ask again: one checkpoint per 1,000 pages it grew, not one
+    /// per commit while it stays large (a checkpoint that cannot reach the WAL's end leaves
+    /// it large, and each costs two fsyncs).
+    next: Cell<c_int>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -51,6 +55,7 @@ impl Checkpointer {
         let none = Checkpointer {
             wake: None,
             done: None,
+            next: Cell::new(PAGES),
             thread: None,
         };
         let Some((writer, path)) = writer.and_then(|w| Some((w, w.path()?.to_string()))) else {
@@ -78,6 +83,7 @@ impl Checkpointer {
                 Checkpointer {
                     wake: Some(wake),
                     done: Some(done),
+                    next: Cell::new(PAGES),
                     thread: Some(thread),
                 }
             }
@@ -92,9 +98,13 @@ impl Checkpointer {
     /// past the threshold (it stays past it while readers hold old pages, so this repeats).
     pub fn committed(&self) {
         let pages = WAL_PAGES.get();
-        if pages < PAGES {
+        if pages < self.next.get().saturating_sub(PAGES) {
+            self.next.set(PAGES); // the WAL started over
+        }
+        if pages < self.next.get() {
             return;
         }
+        self.next.set(pages.saturating_add(PAGES));
         if let (Some(wake), Some(done)) = (&self.wake, &self.done) {
             let _ = done.try_recv(); // forget checkpoints finished before this commit
             let _ = wake.try_send(()); // already awake with one queued: enough
