@@ -104,7 +104,9 @@ export function refreshDetails() {
   $('rename-form').hidden = !manages(c);
   if (document.activeElement !== $('rename-name')) $('rename-name').value = group ? c.name : '';
   $('posting-row').hidden = !manages(c);
-  $('posting').checked = c.posting === 'admins';
+  // Not while its change is on the way: a redraw then (a presence batch arriving) would put
+  // back the old setting, and the next click would send that again.
+  if (!$('posting').disabled) $('posting').checked = c.posting === 'admins';
   $('add-members').hidden = !manages(c);
   $('leave').hidden = !group || c.role === 'owner';
   $('delete-group').hidden = !group || c.role !== 'owner';
@@ -197,7 +199,7 @@ $('posting').addEventListener('change', async (e) => {
   const group = await act(e.target, $('details-error'),
     () => api('PATCH', `/v1/groups/${o.id}`, { posting }), problem);
   if (group) groupChanged(group);
-  else refreshDetails(); // the switch goes back to what the server has
+  refreshDetails(); // the switch shows what the server has
 });
 
 /** The server's new group object (our answer, or `group_updated` from the socket). */
