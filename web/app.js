@@ -54,11 +54,7 @@ socket.setHandlers({
     else if (c.mention_count) scheduleRefresh(); // read part of the way: the server counts the rest
     renderConversations();
   },
-  presence(e) {
-    state.online.set(e.user_id, e.online);
-    renderConversations();
-    if (state.open) { renderHeader(); refreshDetails(); }
-  },
+  presence(e) { this.presence_batch({ changes: [e] }); },
   // Changes that came close together (a class logging in), in order, drawn once.
   presence_batch(e) {
     for (const c of e.changes || []) state.online.set(c.user_id, c.online);

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::net::{Http, Res};
-use crate::scenarios::{fanout, http_send};
+use crate::net::Res;
+use crate::scenarios::{fanout, free_addr, http_send, until_healthy};
 use crate::{fmt, report, Metric, Opts, Outcome, Scenario};
 
 /// The bare stack, running as a child process until dropped.
@@ -23,11 +23,7 @@ struct BareServer {
 
 impl BareServer {
     async fn start() -> Res<BareServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let addr = free_addr()?;
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let child = Command::new(exe)
             .args(["bare-server", "--url", &format!("http://{addr}")])
@@ -35,17 +31,11 @@ impl BareServer {
             .spawn()
             .map_err(|e| format!("starting the bare stack: {e}"))?;
         let mut bare = BareServer { child, addr };
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if let Ok((200, _)) = Http::new(addr).req("GET", "/healthz", None, None).await {
-                return Ok(bare);
-            }
-            if let Ok(Some(status)) = bare.child.try_wait() {
-                return Err(format!("the bare stack exited: {status}"));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        match until_healthy(&mut bare.child, addr, Duration::from_secs(10)).await {
+            Ok(true) => Ok(bare),
+            Ok(false) => Err("the bare stack did not answer within 10 s".into()),
+            Err(status) => Err(format!("the bare stack exited: {status}")),
         }
-        Err("the bare stack did not answer within 10 s".into())
     }
 }
 

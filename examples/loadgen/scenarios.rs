@@ -776,13 +776,38 @@ struct Server {
     log: PathBuf,
 }
 
-/// Spawns the server binary on `db` and a free port; returns it with the time to /healthz 200.
-async fn start_server(o: &Opts, db: &Path) -> Res<(Server, Duration)> {
+/// A free port on 127.0.0.1, for a server this process starts.
+pub fn free_addr() -> Res<SocketAddr> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    Ok(([127, 0, 0, 1], port).into())
+}
+
+/// Polls `addr`'s /healthz every millisecond until it answers 200 (`Ok(true)`), `limit`
+/// passes (`Ok(false)`), or `child`, the server, exits (`Err` with its status).
+pub async fn until_healthy(
+    child: &mut Child,
+    addr: SocketAddr,
+    limit: Duration,
+) -> Result<bool, std::process::ExitStatus> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if let Ok((200, _)) = Http::new(addr).req("GET", "/healthz", None, None).await {
+            return Ok(true);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(status);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(false)
+}
+
+/// Spawns the server binary on `db` and a free port; returns it with the time to /healthz 200.
+async fn start_server(o: &Opts, db: &Path) -> Res<(Server, Duration)> {
+    let addr = free_addr()?;
     let log = db.with_extension("log");
     let stderr = std::fs::File::create(&log).map_err(|e| e.to_string())?;
     let t = Instant::now();
@@ -795,20 +820,19 @@ async fn start_server(o: &Opts, db: &Path) -> Res<(Server, Duration)> {
         .spawn()
         .map_err(|e| format!("spawning {}: {e}", o.bin.display()))?;
     let mut server = Server { child, addr, log };
-    while t.elapsed() < Duration::from_secs(30) {
-        if let Ok((200, _)) = Http::new(addr).req("GET", "/healthz", None, None).await {
-            return Ok((server, t.elapsed()));
+    match until_healthy(&mut server.child, addr, Duration::from_secs(30)).await {
+        Ok(true) => Ok((server, t.elapsed())),
+        Ok(false) => {
+            stop_server(server).await;
+            Err("the server was not healthy within 30 s".into())
         }
-        if let Ok(Some(status)) = server.child.try_wait() {
+        Err(status) => {
             let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-            return Err(format!(
+            Err(format!(
                 "the server exited ({status}) before it was healthy:\n{log}"
-            ));
+            ))
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    stop_server(server).await;
-    Err("the server was not healthy within 30 s".into())
 }
 
 /// SIGTERM (graceful shutdown, so the database is checkpointed), SIGKILL after 10 s.

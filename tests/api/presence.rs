@@ -300,16 +300,22 @@ async fn closing_two_sockets_at_once_announces_offline_once() {
     }
 }
 
+/// `n` new users, `pupil0` to `pupil{n-1}`.
+async fn pupils(server: &TestServer, n: usize) -> Vec<Session> {
+    let mut class = Vec::new();
+    for i in 0..n {
+        class.push(server.new_user(&format!("pupil{i}")).await);
+    }
+    class
+}
+
 /// A class arriving at once: the watcher hears every arrival, but in a few frames (the first
 /// at once, the rest together in `presence_batch` frames), not one frame per arrival.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_class_arriving_at_once_is_announced_in_a_few_frames() {
     let server = TestServer::start().await;
     let teacher = server.ava().await;
-    let mut class = Vec::new();
-    for i in 0..20 {
-        class.push(server.new_user(&format!("pupil{i}")).await);
-    }
+    let class = pupils(&server, 20).await;
     let ids: Vec<i64> = class.iter().map(|s| s.id).collect();
     server.create_group(&teacher, "class", &ids).await;
     let mut watcher = server.ws_ready(&teacher).await;
@@ -365,10 +371,7 @@ async fn a_socket_that_missed_presence_is_told_all_of_it_again() {
     });
     futures_util::future::join_all(senders).await;
     // ...and 40 classmates, more than its presence channel holds, come online.
-    let mut class = Vec::new();
-    for i in 0..40 {
-        class.push(server.new_user(&format!("pupil{i}")).await);
-    }
+    let class = pupils(&server, 40).await;
     let ids: Vec<i64> = class.iter().map(|s| s.id).collect();
     server.create_group(&teacher, "class", &ids).await;
     let mut sockets = Vec::new();
