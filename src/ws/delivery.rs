@@ -130,7 +130,7 @@ impl Session {
             Err(BroadcastStreamRecvError::Lagged(missed)) => {
                 tracing::debug!(user = %self.user, %group, missed, "socket lagged; catching up");
                 self.state.metrics.lagged.inc();
-                self.catch_up(group).await
+                Box::pin(self.catch_up(group)).await
             }
         }
     }
@@ -171,7 +171,7 @@ impl Session {
             Ok(Control::SessionsEnded { .. } | Control::SessionEnded(_)) => return Ok(()),
             Ok(Control::Reconnect) => return Err(End::Reconnect),
             // A burst of changes for this user overflowed the channel: find out what was lost.
-            Err(broadcast::error::RecvError::Lagged(_)) => return self.resync().await,
+            Err(broadcast::error::RecvError::Lagged(_)) => return Box::pin(self.resync()).await,
             Err(broadcast::error::RecvError::Closed) => return Err(End::Broken),
         };
         match event.route {
@@ -185,12 +185,12 @@ impl Session {
                 // a message was published before this socket subscribed (a group made with its
                 // members has none, so a storm of new groups costs no reads).
                 if self.subscribe(group_id, since) {
-                    self.catch_up(group_id).await?;
+                    Box::pin(self.catch_up(group_id)).await?;
                 }
                 Ok(())
             }
             Route::MemberRemoved { group, user } if user == self.user => {
-                self.removed(group, &event).await
+                Box::pin(self.removed(group, &event)).await
             }
             _ => self.feed(event.text.clone()).await,
         }

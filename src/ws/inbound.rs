@@ -34,10 +34,10 @@ impl Session {
         };
         self.last_heard = Instant::now();
         match frame {
-            Frame::Text(text) => self.client_frame(&text).await,
+            Frame::Text(text) => Box::pin(self.client_frame(&text)).await,
             Frame::Binary(_) => {
                 let err = Error::invalid("invalid_json", "send JSON text frames, not binary");
-                self.send_error(&err, None).await
+                Box::pin(self.send_error(&err, None)).await
             }
             Frame::Close(_) => Err(End::ClientClosed),
             Frame::Ping(_) | Frame::Pong(_) | Frame::Frame(_) => Ok(()),

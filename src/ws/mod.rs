@@ -25,8 +25,10 @@ use crate::http::{ErrorBody, Request, Routes};
 use crate::model::MessageId;
 
 /// Bytes each socket keeps for reading frames: small, because idle sockets are most sockets.
-/// A typical send frame fits; a bigger one grows the buffer while it is read.
-const READ_BUFFER: usize = 2048;
+/// tungstenite gives every socket a read buffer of this capacity for its whole life; a frame
+/// larger than it grows the buffer while it is read. 512 holds a typical send frame; at 2048
+/// the buffer was a third of an idle socket's memory.
+const READ_BUFFER: usize = 512;
 
 pub(crate) fn routes(r: &mut Routes) {
     r.add(__path_upgrade, upgrade);

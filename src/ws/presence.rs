@@ -94,7 +94,7 @@ impl Session {
         if texts.is_empty() {
             held.open = false;
             if std::mem::take(&mut held.missed) {
-                return self.presence_again().await;
+                return Box::pin(self.presence_again()).await;
             }
             return Ok(());
         }
