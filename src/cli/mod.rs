@@ -6,8 +6,9 @@ mod admin;
 mod banner;
 mod classroom;
 mod import;
+mod logging;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,12 +125,15 @@ pub fn main() -> ExitCode {
     let is_serve = matches!(cli.command, Command::Serve(_));
     // refinery reports each migration at INFO, PostgreSQL its notices and NATS each
     // connection; what was applied is logged once by the store, the broker by the server.
-    init_logging(if is_serve {
+    let logging = logging::init(if is_serve {
         "info,refinery_core=warn,tokio_postgres=warn,async_nats=warn"
     } else {
         "warn"
     });
-    match run(cli) {
+    let outcome = run(cli);
+    // Every log line is on stderr before the closing message below.
+    drop(logging);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chatserver: {e}");
@@ -159,16 +163,6 @@ fn one_line(text: &str) -> String {
         Some(u) => format!("{what} (usage: {u}; see --help)"),
         None => format!("{what} (see --help)"),
     }
-}
-
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 fn run(cli: Cli) -> Result<()> {

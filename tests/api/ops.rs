@@ -204,8 +204,10 @@ async fn logs_name_routes_and_never_passwords_tokens_or_message_bodies() {
             break;
         }
     }
-    // The request lines are there, by route …
-    let log = server.stderr_text();
+    // The request lines are there, by route (the socket's is logged after the send's) …
+    let log = server
+        .stderr_with(&[r#"route="/v1/messages/group/{id}""#, r#"route="/ws""#])
+        .await;
     assert!(
         log.contains(r#"route="/v1/messages/group/{id}""#),
         "no request line for the send:\n{log}"

@@ -163,6 +163,8 @@ pub struct ServerProcess {
     pub pid: u32,
     child: Option<Child>,
     stderr: Arc<Mutex<String>>,
+    /// Told each time stderr has grown.
+    stderr_grew: Arc<tokio::sync::Notify>,
     /// Every line of stdout read so far (the banner), and word of each new one.
     stdout: Arc<Mutex<Vec<String>>>,
     new_line: Arc<Mutex<mpsc::Receiver<String>>>,
@@ -231,6 +233,8 @@ impl ServerProcess {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().unwrap();
         let err_buf = stderr.clone();
+        let stderr_grew = Arc::new(tokio::sync::Notify::new());
+        let grew = stderr_grew.clone();
         std::thread::spawn(move || {
             let mut chunk = [0u8; 4096];
             while let Ok(n) = err_pipe.read(&mut chunk) {
@@ -241,6 +245,7 @@ impl ServerProcess {
                     .lock()
                     .unwrap()
                     .push_str(&String::from_utf8_lossy(&chunk[..n]));
+                grew.notify_waiters();
             }
         });
 
@@ -266,6 +271,7 @@ impl ServerProcess {
             pid,
             child: Some(child),
             stderr,
+            stderr_grew,
             stdout,
             new_line: Arc::new(Mutex::new(rx)),
         };
@@ -318,6 +324,24 @@ impl ServerProcess {
 
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// stderr once it holds every one of `needles` (the server writes its log in bursts, a
+    /// moment after the lines are logged), or as it is after 10 s.
+    pub async fn stderr_with(&self, needles: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let grew = self.stderr_grew.notified();
+            tokio::pin!(grew);
+            grew.as_mut().enable();
+            let text = self.stderr_text();
+            if needles.iter().all(|n| text.contains(n)) {
+                return text;
+            }
+            if tokio::time::timeout_at(deadline, grew).await.is_err() {
+                return self.stderr_text();
+            }
+        }
     }
 
     /// `kill -TERM pid`.
