@@ -200,14 +200,26 @@ fn plain_decimal(part: &str) -> Option<i64> {
 
 impl Route {
     /// The path's values by name if `path` matches this route's template.
+    #[cfg(test)]
     fn matches(&self, path: &str) -> Option<Vec<(Arc<str>, PathValue)>> {
+        self.matches_parts(&split_path(path).collect::<Vec<_>>())
+    }
+
+    /// `matches` on a path already split into its segments. Every request is tried against
+    /// the routes in turn, so a route that cannot match says so before it allocates: by the
+    /// number of segments, then by its literal ones.
+    fn matches_parts(&self, parts: &[&str]) -> Option<Vec<(Arc<str>, PathValue)>> {
+        if parts.len() != self.segments.len() {
+            return None;
+        }
+        let pairs = || self.segments.iter().zip(parts);
+        if pairs().any(|(segment, part)| matches!(segment, Segment::Literal(l) if l != part)) {
+            return None;
+        }
         let mut ids = Vec::new();
-        let mut given = split_path(path);
-        for segment in &self.segments {
-            let part = given.next()?;
+        for (segment, part) in pairs() {
             match segment {
-                Segment::Literal(literal) if literal == part => {}
-                Segment::Literal(_) => return None,
+                Segment::Literal(_) => {}
                 Segment::Id(name) => {
                     ids.push((Arc::clone(name), PathValue::Id(plain_decimal(part)?)));
                 }
@@ -217,7 +229,7 @@ impl Route {
                 Segment::Text(_) => return None,
             }
         }
-        given.next().is_none().then_some(ids)
+        Some(ids)
     }
 }
 
@@ -275,8 +287,9 @@ impl Router {
     /// `Allow`) when routes have its path but not its method.
     pub async fn dispatch(self: Arc<Self>, mut req: Request) -> Response {
         let mut allowed = Vec::new();
+        let parts: Vec<&str> = split_path(req.path()).collect();
         let found = self.routes.iter().enumerate().find_map(|(i, r)| {
-            let ids = r.matches(req.path())?;
+            let ids = r.matches_parts(&parts)?;
             if r.method == req.method {
                 Some((i, ids))
             } else {
