@@ -105,6 +105,9 @@ pub(super) fn attach(
     sender: UserId,
     ids: &[AttachmentId],
 ) -> Result<Vec<Attachment>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut found = Vec::with_capacity(ids.len());
     let sql = format!(
         "SELECT {ATTACHMENT_COLUMNS} FROM attachments a

@@ -4,7 +4,8 @@
 use super::db::{args, Arg, Db, Row};
 
 use super::members::{absent_or_forbidden, is_member, role_of};
-use super::{blocks, extras, groups, sqlite::NOW, written, Pending, Store, Written};
+use super::sqlite::{now, NOW};
+use super::{blocks, extras, groups, written, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
 use crate::model::{
@@ -221,10 +222,11 @@ pub(super) fn by_id(conn: &Db, id: MessageId) -> Result<Option<Message>> {
 }
 
 fn send(conn: &Db, group: GroupId, sender: UserId, draft: &Draft) -> Result<Written<Sent>> {
-    let Some(username) = may_post(conn, group, sender)? else {
+    let now = now();
+    let Some(Poster { username, peer }) = may_post(conn, group, sender, &now)? else {
         return Err(absent_or_forbidden(conn, group)?);
     };
-    if let Some(peer) = groups::direct_peer(conn, group, sender)? {
+    if let Some(peer) = peer {
         blocks::refuse_if_blocked(conn, peer, sender)?;
     }
     let client_id = draft.client_id.as_ref().map(ClientId::as_str);
@@ -241,12 +243,20 @@ fn send(conn: &Db, group: GroupId, sender: UserId, draft: &Draft) -> Result<Writ
         None => None,
     };
     let content = draft.content.as_str();
-    let (id, timestamp): (MessageId, String) = conn.query_row(
-        "INSERT INTO messages (conversation_id, sender_id, content, client_id, reply_to)
-             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id, created_at",
-        args![group, sender, content, client_id, draft.reply_to],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let insert = "INSERT INTO messages
+                      (conversation_id, sender_id, content, client_id, reply_to, created_at)
+                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    let values = args![group, sender, content, client_id, draft.reply_to, now];
+    // On SQLite the new row's id is the connection's last one: no RETURNING, which SQLite
+    // runs through a temporary table of its own.
+    let id = match conn.lite() {
+        Some(lite) => {
+            conn.execute(insert, values)?;
+            MessageId(lite.last_insert_rowid())
+        }
+        None => conn.query_row(&format!("{insert} RETURNING id"), values, |r| r.get(0))?,
+    };
+    let timestamp = now;
     let attachments = extras::attach(conn, id, sender, &draft.attachments)?;
     let mentions = extras::set_mentions(conn, id, group, sender, content, false)?;
     let message = Message {
@@ -271,22 +281,31 @@ fn send(conn: &Db, group: GroupId, sender: UserId, draft: &Draft) -> Result<Writ
     ))
 }
 
-/// The sender's username if they may post in `group` (`None` when not a member): members of
-/// an announcement group may not, nor may a muted member until their mute ends. Edits follow
-/// the same rule, so neither can be got round by rewriting an old message.
-fn may_post(conn: &Db, group: GroupId, sender: UserId) -> Result<Option<String>> {
-    let found: Option<(String, Role, Option<String>, Posting)> = conn.query_opt(
-        &format!(
-            "SELECT u.username, m.role,
-                    CASE WHEN m.muted_until > {NOW} THEN m.muted_until END, c.posting
-             FROM members m JOIN users u ON u.id = m.user_id
-                            JOIN conversations c ON c.id = m.conversation_id
-             WHERE m.conversation_id = ?1 AND m.user_id = ?2"
-        ),
-        args![group, sender],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+/// Who is posting: their name for the message, and in a direct conversation the other one.
+struct Poster {
+    username: String,
+    peer: Option<UserId>,
+}
+
+/// The sender if they may post in `group` at `now` (`None` when not a member): members of an
+/// announcement group may not, nor may a muted member until their mute ends. Edits follow the
+/// same rule, so neither can be got round by rewriting an old message. One query, as it runs
+/// in the writer for every send.
+fn may_post(conn: &Db, group: GroupId, sender: UserId, now: &str) -> Result<Option<Poster>> {
+    type Found = (String, Role, Option<String>, Posting, Option<UserId>);
+    let found: Option<Found> = conn.query_opt(
+        "SELECT u.username, m.role, CASE WHEN m.muted_until > ?3 THEN m.muted_until END,
+                c.posting,
+                CASE WHEN c.kind = 'direct' THEN
+                    (SELECT p.user_id FROM members p
+                     WHERE p.conversation_id = c.id AND p.user_id != ?2) END
+         FROM members m JOIN users u ON u.id = m.user_id
+                        JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.conversation_id = ?1 AND m.user_id = ?2",
+        args![group, sender, now],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )?;
-    let Some((username, role, muted_until, posting)) = found else {
+    let Some((username, role, muted_until, posting, peer)) = found else {
         return Ok(None);
     };
     if posting == Posting::Admins && role == Role::Member {
@@ -301,7 +320,7 @@ fn may_post(conn: &Db, group: GroupId, sender: UserId) -> Result<Option<String>>
             message: format!("you are muted in this group until {until}"),
         });
     }
-    Ok(Some(username))
+    Ok(Some(Poster { username, peer }))
 }
 
 /// A page of history in ascending id order, and whether more lie beyond it in the direction
@@ -356,9 +375,9 @@ fn edit(conn: &Db, id: MessageId, user: UserId, content: &Content) -> Result<Wri
     if message.deleted {
         return Err(Error::conflict("the message was deleted"));
     }
-    may_post(conn, message.group_id, user)?;
+    let poster = may_post(conn, message.group_id, user, &now())?;
     // Blocked is blocked for rewriting old messages too.
-    if let Some(peer) = groups::direct_peer(conn, message.group_id, user)? {
+    if let Some(peer) = poster.and_then(|p| p.peer) {
         blocks::refuse_if_blocked(conn, peer, user)?;
     }
     conn.execute(
