@@ -194,9 +194,12 @@ fn serve(config: Config) -> Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // Blocking work is SQLite reads (16 pooled connections) and bcrypt (a few permits):
+        // Blocking work is SQLite reads (8 pooled connections) and bcrypt (a few permits):
         // more threads than this would only wait, each holding a stack and malloc arena.
         .max_blocking_threads(32)
+        // A blocking thread idle this long ends (tokio's default is 10 s): the threads a burst
+        // of reads or logins started give their memory back soon after it.
+        .thread_keep_alive(std::time::Duration::from_secs(2))
         .build()
         .map_err(|e| crate::error::Error::internal(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {

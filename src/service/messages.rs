@@ -240,7 +240,10 @@ mod tests {
         let searches = Searches::default();
         let ava = UserId(1);
         // Every shared permit taken by others: Ava's search waits, and its client goes away.
-        let others: Vec<_> = (10..18).map(|u| searches.start(UserId(u))).collect();
+        let shared = crate::store::READ_POOL / 2;
+        let others: Vec<_> = (10..10 + shared as i64)
+            .map(|u| searches.start(UserId(u)))
+            .collect();
         let mut held = Vec::new();
         for t in others {
             held.push(t.await.unwrap());

@@ -37,7 +37,7 @@ use std::time::Instant;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::OpenFlags;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
 use crate::broker::Bus;
 use crate::config::{Database, SyncMode};
@@ -109,8 +109,13 @@ impl<T> Future for Pending<T> {
 
 type ReadPool = r2d2::Pool<SqliteConnectionManager>;
 
-/// Connections in the read pool.
-pub(crate) const READ_POOL: usize = 16;
+/// Connections in the read pool: on a machine of a few cores, more SQLite reads at once than
+/// this only take turns on them, and every connection holds its own copy of the schema and of
+/// its prepared statements.
+pub(crate) const READ_POOL: usize = 8;
+
+/// A reader connection's page cache, in KiB (negative: SQLite's unit for a size in KiB).
+const READER_CACHE: &str = "PRAGMA cache_size = -256";
 
 /// How much one user may hold: groups owned, and conversations belonged to.
 #[derive(Clone, Copy, Debug)]
@@ -130,6 +135,11 @@ impl Caps {
 #[derive(Clone)]
 pub(crate) struct Store {
     engine: Arc<Engine>,
+    /// One permit per read connection: a read waits for its turn here, as a task, rather
+    /// than on a blocking thread of its own that waits for a connection (a storm of socket
+    /// starts otherwise ran the blocking pool up to its limit, each thread keeping a stack
+    /// and an allocator cache after the storm).
+    reads: Arc<Semaphore>,
     writer: Arc<writer::Writer>,
     metrics: Arc<Metrics>,
     caps: Caps,
@@ -172,6 +182,7 @@ impl Store {
         let writer = writer::Writer::start(conn, bus, Arc::clone(&metrics))?;
         Ok(Store {
             engine: Arc::new(engine),
+            reads: Arc::new(Semaphore::new(READ_POOL)),
             writer: Arc::new(writer),
             metrics,
             caps,
@@ -193,6 +204,11 @@ impl Store {
     {
         let metrics = Arc::clone(&self.metrics);
         let waiting = Instant::now();
+        let _turn = self
+            .reads
+            .acquire()
+            .await
+            .map_err(|_| Error::unavailable("the server is stopping"))?;
         let task = match &*self.engine {
             Engine::Lite { pool, .. } => {
                 let pool = pool
@@ -309,7 +325,14 @@ fn open_sqlite(path: &Path, sync: SyncMode) -> Result<(Engine, db::Conn)> {
     }
     let manager = SqliteConnectionManager::file(path)
         .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_init(move |c| sqlite::configure(c, sync));
+        .with_init(move |c| {
+            sqlite::configure(c, sync)?;
+            // A reader's page cache is small: in WAL mode SQLite empties it whenever the file
+            // changed since the reader's last transaction, which under writes is every time,
+            // so a large one buys little; the file's pages stay in the OS's cache anyway. At
+            // SQLite's default (2 MB each) the readers kept several MB after a burst of reads.
+            c.execute_batch(READER_CACHE)
+        });
     let pool = r2d2::Pool::builder()
         .max_size(READ_POOL as u32)
         .min_idle(Some(2))
