@@ -10,14 +10,14 @@ fn main() -> std::process::ExitCode {
 /// ~85 MB behind; an earlier fix called `malloc_trim` from a thread every two seconds. mimalloc
 /// was measured too: 17 % more sends, but 2 KB more per idle socket, twice the memory at start,
 /// and it kept the memory of closed sockets as well.
-#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[cfg(all(feature = "jemalloc", target_os = "linux", not(target_env = "musl")))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read before `main`: a background thread returns freed pages to the
 /// system after a second unused (`dirty_decay_ms`), at once past that (`muzzy_decay_ms:0`),
 /// so no request ever pays for it. `MALLOC_CONF` in the environment still overrides these.
-#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[cfg(all(feature = "jemalloc", target_os = "linux", not(target_env = "musl")))]
 #[allow(unsafe_code)]
 #[no_mangle]
 pub static malloc_conf: Conf =
