@@ -18,3 +18,9 @@ pub use text::{
     page_limit, search_text, AvatarUrl, ClientId, Content, DisplayName, Email, GroupName, Password,
     PublicKey, Username,
 };
+
+/// How the API writes a time: RFC 3339 in UTC with milliseconds (`2026-11-21T09:30:00.000Z`),
+/// the text SQL's `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` gives too.
+pub const API_TIME: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+);

@@ -191,10 +191,7 @@ pub(crate) fn utc_time(text: &str) -> Result<String> {
     };
     let at = time::OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| bad())?;
     let at = at.to_offset(time::UtcOffset::UTC);
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    at.format(&format).map_err(|_| bad())
+    at.format(crate::model::API_TIME).map_err(|_| bad())
 }
 
 /// The other user of a direct conversation: anyone but the caller.

@@ -256,7 +256,6 @@ fn send(conn: &Db, group: GroupId, sender: UserId, draft: &Draft) -> Result<Writ
         }
         None => conn.query_row(&format!("{insert} RETURNING id"), values, |r| r.get(0))?,
     };
-    let timestamp = now;
     let attachments = extras::attach(conn, id, sender, &draft.attachments)?;
     let mentions = extras::set_mentions(conn, id, group, sender, content, false)?;
     let message = Message {
@@ -265,7 +264,7 @@ fn send(conn: &Db, group: GroupId, sender: UserId, draft: &Draft) -> Result<Writ
         sender_id: Some(sender),
         sender_username: Some(username),
         content: content.to_string(),
-        timestamp,
+        timestamp: now,
         edited_at: None,
         deleted: false,
         client_id: client_id.map(str::to_string),

@@ -76,12 +76,9 @@ pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 /// The text `NOW` gives, made here instead: bound as a parameter, it spares the writer a call
 /// of SQL's `strftime` per use on the send path (two per send were 6 % of the writer's time).
 pub(super) fn now() -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
     // Formatting a UTC time with a fixed description has nothing that can fail.
     time::OffsetDateTime::now_utc()
-        .format(&format)
+        .format(crate::model::API_TIME)
         .unwrap_or_default()
 }
 
@@ -115,5 +112,34 @@ impl From<r2d2::Error> for Error {
     fn from(err: r2d2::Error) -> Self {
         tracing::warn!(error = %err, "database pool");
         Error::unavailable("the database is unavailable")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `now()` stands in for `NOW` on the send path: the same text, to the millisecond's shape.
+    #[test]
+    fn now_writes_what_sqls_now_writes() {
+        let conn = Connection::open_in_memory().unwrap();
+        let sql: String = conn
+            .query_row(&format!("SELECT {NOW}"), [], |r| r.get(0))
+            .unwrap();
+        let ours = now();
+        assert_eq!(ours.len(), sql.len(), "{ours} against {sql}");
+        let shape = |t: &str| t.bytes().map(|b| b.is_ascii_digit()).collect::<Vec<_>>();
+        assert_eq!(shape(&ours), shape(&sql), "{ours} against {sql}");
+        assert_eq!(
+            ours.replace(char::is_numeric, ""),
+            sql.replace(char::is_numeric, "")
+        );
+        let rfc = time::format_description::well_known::Rfc3339;
+        let apart = time::OffsetDateTime::parse(&ours, &rfc).unwrap()
+            - time::OffsetDateTime::parse(&sql, &rfc).unwrap();
+        assert!(
+            apart.abs() < time::Duration::seconds(5),
+            "{ours} against {sql}"
+        );
     }
 }
