@@ -5,7 +5,7 @@ use super::db::{args, Arg, Db, Row};
 
 use super::members::{absent_or_forbidden, is_member, role_of};
 use super::sqlite::{now, NOW};
-use super::{blocks, extras, groups, written, Pending, Store, Written};
+use super::{blocks, extras, groups, rules, written, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
 use crate::model::{
@@ -69,7 +69,7 @@ pub(crate) struct SocketStart {
 impl Store {
     /// Stores a message from a member of `group`.
     pub fn send(&self, group: GroupId, sender: UserId, draft: Draft) -> Pending<Sent> {
-        self.write(move |c| send(c, group, sender, &draft))
+        self.write_keeping_rules(move |c| send(c, group, sender, &draft))
     }
 
     /// Sends to the direct conversation of `sender` and `other`, creating it first if needed.
@@ -288,38 +288,29 @@ struct Poster {
 
 /// The sender if they may post in `group` at `now` (`None` when not a member): members of an
 /// announcement group may not, nor may a muted member until their mute ends. Edits follow the
-/// same rule, so neither can be got round by rewriting an old message. One query, as it runs
-/// in the writer for every send.
+/// same rule, so neither can be got round by rewriting an old message. It runs in the writer
+/// for every send, from the rules the writer keeps (`rules`).
 fn may_post(conn: &Db, group: GroupId, sender: UserId, now: &str) -> Result<Option<Poster>> {
-    type Found = (String, Role, Option<String>, Posting, Option<UserId>);
-    let found: Option<Found> = conn.query_opt(
-        "SELECT u.username, m.role, CASE WHEN m.muted_until > ?3 THEN m.muted_until END,
-                c.posting,
-                CASE WHEN c.kind = 'direct' THEN
-                    (SELECT p.user_id FROM members p
-                     WHERE p.conversation_id = c.id AND p.user_id != ?2) END
-         FROM members m JOIN users u ON u.id = m.user_id
-                        JOIN conversations c ON c.id = m.conversation_id
-         WHERE m.conversation_id = ?1 AND m.user_id = ?2",
-        args![group, sender, now],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-    )?;
-    let Some((username, role, muted_until, posting, peer)) = found else {
+    let Some(rule) = rules::of(conn, group, sender)? else {
         return Ok(None);
     };
-    if posting == Posting::Admins && role == Role::Member {
+    if rule.posting == Posting::Admins && rule.role == Role::Member {
         return Err(Error::Forbidden {
             code: "read_only",
             message: "only the owner and admins post in this group".into(),
         });
     }
-    if let Some(until) = muted_until {
+    // Both are the API's time format, so their order as text is their order in time.
+    if let Some(until) = rule.muted_until.filter(|until| until.as_str() > now) {
         return Err(Error::Forbidden {
             code: "muted",
             message: format!("you are muted in this group until {until}"),
         });
     }
-    Ok(Some(Poster { username, peer }))
+    Ok(Some(Poster {
+        username: rule.username,
+        peer: rule.peer,
+    }))
 }
 
 /// A page of history in ascending id order, and whether more lie beyond it in the direction

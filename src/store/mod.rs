@@ -19,6 +19,7 @@ mod groups;
 mod members;
 mod messages;
 mod postgres;
+mod rules;
 mod search;
 mod seed;
 mod settings;
@@ -245,13 +246,32 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Db) -> Result<Written<T>> + Send + 'static,
     {
+        self.queue(f, writer::Rules::MayChange)
+    }
+
+    /// Queues `f`, which changes no posting rule (no member, role, mute, name or conversation
+    /// setting), so the writer keeps the rules it knows across it (`rules`). Only a send to an
+    /// existing group is such a write.
+    fn write_keeping_rules<T, F>(&self, f: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> Result<Written<T>> + Send + 'static,
+    {
+        self.queue(f, writer::Rules::Kept)
+    }
+
+    fn queue<T, F>(&self, f: F, rules: writer::Rules) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> Result<Written<T>> + Send + 'static,
+    {
         if self.file_gone() {
             return Pending::refused(Error::unavailable(
                 "the database file was removed or replaced; the server must be restarted",
             ));
         }
         let (tx, rx) = oneshot::channel();
-        match self.writer.submit(f, tx) {
+        match self.writer.submit(f, rules, tx) {
             Ok(()) => Pending(PendingState::Queued(rx)),
             Err(e) => Pending::refused(e),
         }

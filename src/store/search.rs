@@ -27,10 +27,23 @@ impl Store {
         limit: u32,
         budget: Duration,
     ) -> Result<Vec<Message>> {
+        // Messages answered before this search but still queued for the index are indexed
+        // first, by the writer, so a search finds every message sent before it.
+        if self.writer.unindexed() > 0 {
+            self.write(|c| index_queued(c).map(|()| super::written((), Vec::new())))
+                .await?;
+        }
         self.read(move |c| search(c, user, &query, group, limit, budget))
             .await
     }
 }
+
+/// Messages queued before the writer indexes them with its batch's commit. Each indexing
+/// writes a new FTS5 segment (and merges older ones): about half of the pages a batch of
+/// sends wrote to the WAL, and a fifth of the writer's time, when it was done at every commit.
+/// Up to this many a search indexes first instead (`Store::search_messages`). At 1,024 short
+/// messages indexing takes about a millisecond.
+const INDEX_EVERY: i64 = 1024;
 
 /// Runs `f`, the search's own query, within `budget` (the checks before it are not counted:
 /// under load, a PostgreSQL round trip alone can outlast a tiny budget).
@@ -130,10 +143,25 @@ fn all_of(words: &[String], quote: &str, prefix: &str, and: &str) -> String {
         .join(and)
 }
 
-/// Indexes the messages queued for search since the last batch (SQLite only: PostgreSQL's
-/// index is kept by the insert itself). The writer runs it once per batch, just before the
-/// commit and outside every write's savepoint, so FTS5 writes one segment per batch instead
-/// of one per message (migration V6 says why).
+/// Before a batch's commit, outside every write's savepoint: indexes the queue once it holds
+/// `INDEX_EVERY` messages. Returns how many are left queued (always 0 on PostgreSQL, whose
+/// index is kept by the insert itself).
+pub(super) fn index_if_due(c: &Db) -> Result<usize> {
+    if c.backend() != Backend::Sqlite {
+        return Ok(0);
+    }
+    let queued: i64 = c.query_row("SELECT count(*) FROM messages_fts_queue", args![], |r| {
+        r.get(0)
+    })?;
+    if queued < INDEX_EVERY {
+        return Ok(usize::try_from(queued).unwrap_or(usize::MAX));
+    }
+    index_queued(c)?;
+    Ok(0)
+}
+
+/// Indexes the messages queued for search (SQLite only: PostgreSQL's index is kept by the
+/// insert itself), all in one FTS5 segment instead of one per message (migration V6 says why).
 pub(super) fn index_queued(c: &Db) -> Result<()> {
     if c.backend() != Backend::Sqlite {
         return Ok(());
@@ -149,7 +177,7 @@ pub(super) fn index_queued(c: &Db) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{fts_query, index_queued, tsquery, words};
+    use super::{fts_query, index_if_due, index_queued, tsquery, words, INDEX_EVERY};
     use crate::store::db::{args, Db};
 
     #[test]
@@ -220,5 +248,40 @@ mod tests {
             })
             .unwrap();
         assert_eq!(queued, 0);
+    }
+
+    /// The writer indexes at a commit only once the queue is long enough; until then it says
+    /// how many wait (and a search indexes them first).
+    #[test]
+    fn the_queue_is_indexed_once_it_holds_index_every_messages() {
+        let mut lite = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::sqlite::migrate(&mut lite).unwrap();
+        lite.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        let c = Db::Lite(&lite);
+        let indexed = || -> i64 {
+            c.query_row(
+                "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'word'",
+                args![],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(index_if_due(&c).unwrap(), 0);
+        for _ in 1..INDEX_EVERY {
+            send_one(&c);
+        }
+        assert_eq!(index_if_due(&c).unwrap() as i64, INDEX_EVERY - 1);
+        assert_eq!(indexed(), 0, "not yet");
+        send_one(&c);
+        assert_eq!(index_if_due(&c).unwrap(), 0);
+        assert_eq!(indexed(), INDEX_EVERY);
+    }
+
+    fn send_one(c: &Db) {
+        c.execute(
+            "INSERT INTO messages (conversation_id, sender_id, content) VALUES (1, 1, 'word')",
+            args![],
+        )
+        .unwrap();
     }
 }

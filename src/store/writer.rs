@@ -7,6 +7,7 @@
 //! therefore never on a socket before it is on disk, and a conversation's messages reach the
 //! hub in id order.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -35,6 +36,14 @@ const MAX_BATCH: usize = 512;
 /// and hands back what to do after the commit.
 type Job = Box<dyn FnOnce(Result<&Db, &Error>) -> Option<Done> + Send>;
 
+/// Whether a write may change the posting rules the writer keeps (`rules`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Rules {
+    /// It changes no member, role, mute, name or conversation setting.
+    Kept,
+    MayChange,
+}
+
 /// A write that succeeded inside the transaction and waits for the commit.
 struct Done {
     events: Vec<Outbound>,
@@ -44,7 +53,7 @@ struct Done {
 
 /// What the writer thread is sent: a write, or the order to stop.
 enum Order {
-    Write(Job),
+    Write(Job, Rules),
     /// Finish the writes queued before, fold the WAL into the database file, close the
     /// connection, then answer.
     Stop(oneshot::Sender<()>),
@@ -52,25 +61,35 @@ enum Order {
 
 pub(super) struct Writer {
     tx: mpsc::Sender<Order>,
+    /// Messages committed but not yet in the search index (SQLite), as of the last commit.
+    unindexed: Arc<AtomicUsize>,
 }
 
 impl Writer {
     pub fn start(conn: Conn, bus: Arc<Bus>, metrics: Arc<Metrics>) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Order>();
+        let unindexed = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&unindexed);
         thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || run(conn, rx, bus, metrics))
+            .spawn(move || run(conn, rx, bus, metrics, &count))
             .map_err(|e| Error::internal(format!("cannot start the database writer: {e}")))?;
-        Ok(Writer { tx })
+        Ok(Writer { tx, unindexed })
     }
 
-    pub fn submit<T, F>(&self, f: F, reply: oneshot::Sender<Result<T>>) -> Result<()>
+    /// How many committed messages wait for the search index. Zero means every message
+    /// answered before this call is searchable (the count is set after each commit).
+    pub fn unindexed(&self) -> usize {
+        self.unindexed.load(Ordering::Acquire)
+    }
+
+    pub fn submit<T, F>(&self, f: F, rules: Rules, reply: oneshot::Sender<Result<T>>) -> Result<()>
     where
         T: Send + 'static,
         F: FnOnce(&Db) -> Result<Written<T>> + Send + 'static,
     {
         self.tx
-            .send(Order::Write(job(f, reply)))
+            .send(Order::Write(job(f, reply), rules))
             .map_err(|_| Error::unavailable("the server is stopping"))
     }
 
@@ -150,8 +169,17 @@ fn statement(conn: &Db, sql: &str) -> Result<()> {
     }
 }
 
-fn run(conn: Conn, rx: mpsc::Receiver<Order>, bus: Arc<Bus>, metrics: Arc<Metrics>) {
+fn run(
+    conn: Conn,
+    rx: mpsc::Receiver<Order>,
+    bus: Arc<Bus>,
+    metrics: Arc<Metrics>,
+    unindexed: &AtomicUsize,
+) {
     let db = conn.db();
+    if db.lite().is_some() {
+        super::rules::keep();
+    }
     let mut checkpoints = Checkpointer::start(db.lite());
     let mut stop = None;
     while let Ok(first) = rx.recv() {
@@ -159,7 +187,7 @@ fn run(conn: Conn, rx: mpsc::Receiver<Order>, bus: Arc<Bus>, metrics: Arc<Metric
         let mut next = Some(first);
         while let Some(order) = next.take() {
             match order {
-                Order::Write(job) => batch.push(job),
+                Order::Write(job, rules) => batch.push((job, rules)),
                 Order::Stop(ack) => {
                     stop = Some(ack);
                     break;
@@ -172,7 +200,7 @@ fn run(conn: Conn, rx: mpsc::Receiver<Order>, bus: Arc<Bus>, metrics: Arc<Metric
         if !batch.is_empty() {
             let started = Instant::now();
             metrics.write_batch_size.observe(batch.len() as f64);
-            run_batch(&db, batch, &bus, &metrics);
+            run_batch(&db, batch, &bus, &metrics, unindexed);
             metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -183,6 +211,10 @@ fn run(conn: Conn, rx: mpsc::Receiver<Order>, bus: Arc<Bus>, metrics: Arc<Metric
         }
     }
     checkpoints.stop();
+    // What waits for the search index is indexed now rather than at the next start.
+    if let Err(e) = index_all(&db) {
+        tracing::warn!(error = %e, "indexing the queued messages for search at stop");
+    }
     // Everything committed is folded into the database file now, so the file alone holds it
     // even if a reader keeps the WAL open a moment longer (the last connection to close then
     // removes the WAL and the -shm).
@@ -198,11 +230,22 @@ fn run(conn: Conn, rx: mpsc::Receiver<Order>, bus: Arc<Bus>, metrics: Arc<Metric
     }
 }
 
-fn run_batch(conn: &Db, batch: Vec<Job>, bus: &Bus, metrics: &Metrics) {
-    let begun = conn.begin_write().and_then(|()| match bus.joined() {
-        true => cluster::next_batch(conn).map(Some),
-        false => Ok(None),
-    });
+/// Runs and commits one batch; after its commit, and before anyone is answered, `unindexed`
+/// says how many messages wait for the search index.
+fn run_batch(
+    conn: &Db,
+    batch: Vec<(Job, Rules)>,
+    bus: &Bus,
+    metrics: &Metrics,
+    unindexed: &AtomicUsize,
+) {
+    let begun = conn
+        .begin_write()
+        .and_then(|()| super::rules::check_others(conn))
+        .and_then(|()| match bus.joined() {
+            true => cluster::next_batch(conn).map(Some),
+            false => Ok(None),
+        });
     let seq = match begun {
         Ok(seq) => seq,
         Err(refused) => {
@@ -210,14 +253,27 @@ fn run_batch(conn: &Db, batch: Vec<Job>, bus: &Bus, metrics: &Metrics) {
             if conn.in_transaction() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            for job in batch {
+            for (job, _) in batch {
                 job(Err(&refused));
             }
             return;
         }
     };
-    if let Some(done) = run_jobs(conn, batch) {
-        commit(conn, done, seq, bus, metrics);
+    match run_jobs(conn, batch) {
+        Some(done) => commit(conn, done, seq, bus, metrics, unindexed),
+        None => super::rules::forget(),
+    }
+}
+
+/// Indexes every queued message in a transaction of its own (at stop).
+fn index_all(conn: &Db) -> Result<()> {
+    conn.begin_write()?;
+    match search::index_queued(conn).and_then(|()| conn.execute_batch("COMMIT")) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
 }
 
@@ -225,18 +281,21 @@ fn run_batch(conn: &Db, batch: Vec<Job>, bus: &Bus, metrics: &Metrics) {
 /// transaction (disk full, an I/O error): then nothing of this batch is stored, and the rest
 /// must not run outside it, in autocommit, where it would be stored but answered as failed.
 /// Every write of the batch has then been told it failed.
-fn run_jobs(conn: &Db, batch: Vec<Job>) -> Option<Vec<Done>> {
+fn run_jobs(conn: &Db, batch: Vec<(Job, Rules)>) -> Option<Vec<Done>> {
     let mut done = Vec::with_capacity(batch.len());
     let mut jobs = batch.into_iter();
-    while let Some(job) = jobs.next() {
+    while let Some((job, rules)) = jobs.next() {
         done.extend(job(Ok(conn)));
+        if rules == Rules::MayChange {
+            super::rules::forget();
+        }
         if !conn.in_transaction() {
             tracing::error!("the write transaction was abandoned; the batch is refused");
             let abandoned = Error::unavailable("the database cannot take writes right now");
             for d in done {
                 (d.answer)(Some(abandoned.clone()));
             }
-            for job in jobs {
+            for (job, _) in jobs {
                 job(Err(&abandoned));
             }
             return None;
@@ -248,7 +307,14 @@ fn run_jobs(conn: &Db, batch: Vec<Job>) -> Option<Vec<Done>> {
 /// Commits (joined, with the batch's events logged under its number); then publishes every
 /// write's events in commit order and answers the writers. A failed commit rolls the batch
 /// back and answers every write with the error.
-fn commit(conn: &Db, done: Vec<Done>, seq: Option<i64>, bus: &Bus, metrics: &Metrics) {
+fn commit(
+    conn: &Db,
+    done: Vec<Done>,
+    seq: Option<i64>,
+    bus: &Bus,
+    metrics: &Metrics,
+    unindexed: &AtomicUsize,
+) {
     let mut events = Vec::new();
     let mut answers = Vec::with_capacity(done.len());
     for d in done {
@@ -264,16 +330,23 @@ fn commit(conn: &Db, done: Vec<Done>, seq: Option<i64>, bus: &Bus, metrics: &Met
         Some(batch) => cluster::log_batch(conn, batch.seq, &batch.body),
         None => Ok(()),
     }
-    .and_then(|()| search::index_queued(conn))
-    .and_then(|()| conn.execute_batch("COMMIT"));
-    if let Err(failed) = committed {
-        tracing::error!(error = %failed, "commit failed; the batch is rolled back");
-        let _ = conn.execute_batch("ROLLBACK");
-        for answer in answers {
-            answer(Some(failed.clone()));
+    .and_then(|()| search::index_if_due(conn))
+    .and_then(|left| conn.execute_batch("COMMIT").map(|()| left));
+    let left = match committed {
+        Ok(left) => left,
+        Err(failed) => {
+            tracing::error!(error = %failed, "commit failed; the batch is rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+            super::rules::forget();
+            for answer in answers {
+                answer(Some(failed.clone()));
+            }
+            return;
         }
-        return;
-    }
+    };
+    // Before any answer: whoever searches after one is answered must see this count or a
+    // later one (`Store::search_messages` flushes the queue when it is not zero).
+    unindexed.store(left, Ordering::Release);
     for event in &events {
         if let Outbound::Group(_, e) = event {
             if matches!(e.route, Route::Message(_)) {
@@ -363,9 +436,15 @@ mod tests {
     fn batch(conn: &Conn, writes: &[(i64, Then)]) -> (Vec<Result<i64>>, Vec<i64>, Vec<MessageId>) {
         let bus = Bus::alone(Arc::new(crate::hub::Hub::new(64)));
         let (mut events, _) = bus.hub().subscribe_group(GroupId(1));
-        let (jobs, replies): (Vec<_>, Vec<_>) = writes.iter().map(|&(v, f)| write(v, f)).unzip();
+        let (jobs, replies): (Vec<_>, Vec<_>) = writes
+            .iter()
+            .map(|&(v, f)| {
+                let (job, reply) = write(v, f);
+                ((job, Rules::MayChange), reply)
+            })
+            .unzip();
         let conn = conn.db();
-        run_batch(&conn, jobs, &bus, &Metrics::new());
+        run_batch(&conn, jobs, &bus, &Metrics::new(), &AtomicUsize::new(0));
         let answers = replies
             .into_iter()
             .map(|mut rx| rx.try_recv().expect("every write is answered"))

@@ -586,3 +586,49 @@ async fn removing_members_and_leaving() {
         "not_found",
     );
 }
+
+/// The writer keeps who may post in memory between sends (`store::rules`): each change to a
+/// membership or to a group's posting rule is seen by the very next send, whoever made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_send_sees_every_change_of_who_may_post() {
+    let server = TestServer::start().await;
+    let Cast {
+        ava, mike, group, ..
+    } = cast(&server).await;
+    let try_send = |who: &Session| {
+        let (server, auth) = (&server, who.auth().map(str::to_string));
+        async move {
+            server
+                .post_json(
+                    &format!("/v1/messages/group/{group}"),
+                    auth.as_deref(),
+                    &json!({"content": "still here?"}),
+                )
+                .await
+        }
+    };
+    let member = format!("/v1/groups/{group}/members/{}", mike.id);
+    let posting = |rule: &str| json!({ "posting": rule });
+
+    assert_eq!(try_send(&mike).await.0, 201);
+    // Removed by the owner: refused at once; added back: allowed at once.
+    assert_eq!(server.delete(&member, ava.auth()).await.0, 204);
+    assert_error(&try_send(&mike).await, 403, "forbidden");
+    server.add_member(&ava, group, mike.id, None).await;
+    assert_eq!(try_send(&mike).await.0, 201);
+    // Only admins post, then everyone again.
+    let path = format!("/v1/groups/{group}");
+    let (status, body) = server.patch(&path, ava.auth(), &posting("admins")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_error(&try_send(&mike).await, 403, "read_only");
+    assert_eq!(try_send(&ava).await.0, 201, "the owner still posts");
+    let (status, body) = server.patch(&path, ava.auth(), &posting("everyone")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(try_send(&mike).await.0, 201);
+    // He leaves of his own accord.
+    assert_eq!(server.delete(&member, mike.auth()).await.0, 204);
+    assert_error(&try_send(&mike).await, 403, "forbidden");
+    // The group is deleted: nobody posts in it.
+    assert_eq!(server.delete(&path, ava.auth()).await.0, 204);
+    assert_error(&try_send(&ava).await, 404, "not_found");
+}
