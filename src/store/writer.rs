@@ -454,7 +454,7 @@ mod tests {
             .unwrap();
         let mut published = Vec::new();
         while let Ok(e) = events.try_recv() {
-            let frame: serde_json::Value = serde_json::from_str(e.text.as_str()).unwrap();
+            let frame: serde_json::Value = serde_json::from_str(e.text().as_str()).unwrap();
             published.push(MessageId(frame["id"].as_i64().unwrap()));
         }
         (answers, stored, published)

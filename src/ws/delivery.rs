@@ -152,7 +152,7 @@ impl Session {
             Route::Typing(user) if user == me => return Ok(()),
             _ => {}
         }
-        self.feed(event.text.clone()).await
+        self.feed(event.text().clone()).await
     }
 
     pub(super) async fn user_event(
@@ -180,7 +180,7 @@ impl Session {
                 if self.subs.contains_key(&group_id) {
                     return Ok(()); // already told by a resync
                 }
-                self.feed(event.text.clone()).await?;
+                self.feed(event.text().clone()).await?;
                 // Added to a conversation: what it says since the addition is read back only if
                 // a message was published before this socket subscribed (a group made with its
                 // members has none, so a storm of new groups costs no reads).
@@ -192,7 +192,7 @@ impl Session {
             Route::MemberRemoved { group, user } if user == self.user => {
                 Box::pin(self.removed(group, &event)).await
             }
-            _ => self.feed(event.text.clone()).await,
+            _ => self.feed(event.text().clone()).await,
         }
     }
 
@@ -262,7 +262,7 @@ impl Session {
         }
         drop(stream);
         self.unsubscribe(group);
-        self.feed(removal.text.clone()).await
+        self.feed(removal.text().clone()).await
     }
 
     /// Reads a conversation's messages above the cursor back from the database.

@@ -41,12 +41,12 @@ impl Session {
         event: &Arc<Event>,
     ) -> Step {
         if held.open {
-            held.texts.push(event.text.clone());
+            held.texts.push(event.text().clone());
             return Ok(());
         }
         held.open = true;
         window.reset(Instant::now() + WINDOW);
-        self.feed(event.text.clone()).await
+        self.feed(event.text().clone()).await
     }
 
     /// Presence events were dropped while this socket was behind (a burst larger than its
