@@ -211,9 +211,11 @@ fn run(
         }
     }
     checkpoints.stop();
-    // What waits for the search index is indexed now rather than at the next start.
-    if let Err(e) = index_all(&db) {
-        tracing::warn!(error = %e, "indexing the queued messages for search at stop");
+    // What waits for the search index (SQLite) is indexed now rather than at the next start.
+    if db.lite().is_some() {
+        if let Err(e) = index_all(&db) {
+            tracing::warn!(error = %e, "indexing the queued messages for search at stop");
+        }
     }
     // Everything committed is folded into the database file now, so the file alone holds it
     // even if a reader keeps the WAL open a moment longer (the last connection to close then

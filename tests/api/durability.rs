@@ -15,6 +15,8 @@ async fn sigterm_closes_sockets_1001_and_exits_0() {
     let mut server = ServerProcess::spawn(&db).await;
     let ava = server.ava().await;
     let mike = server.mike().await;
+    let group = server.create_group(&ava, "Stop", &[mike.id]).await;
+    server.send(&ava, group, "pepper before the stop").await;
     let mut sockets = Vec::new();
     for who in [&ava, &mike] {
         let mut ws = server.ws_connect(&who.token, None).await;
@@ -42,8 +44,17 @@ async fn sigterm_closes_sockets_1001_and_exits_0() {
     let log = server.stderr_text();
     assert!(!log.contains("panicked"), "{log}");
 
-    // The database is whole and a new process serves it.
+    // The database is whole, what waited for the search index is in it, and a new process
+    // serves it.
     assert_eq!(integrity_check(&db), "ok");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM messages_fts_queue"), 0);
+    assert_eq!(
+        count("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'pepper'"),
+        1
+    );
+    drop(conn);
     let again = ServerProcess::spawn(&db).await;
     again.ava().await;
 }
