@@ -251,7 +251,7 @@ impl Store {
 
     /// Queues `f`, which changes no posting rule (no member, role, mute, name or conversation
     /// setting), so the writer keeps the rules it knows across it (`rules`). Only a send to an
-    /// existing group is such a write.
+    /// existing group and the search index's catching up are such writes.
     fn write_keeping_rules<T, F>(&self, f: F) -> Pending<T>
     where
         T: Send + 'static,
@@ -338,11 +338,7 @@ fn open_sqlite(path: &Path, sync: SyncMode) -> Result<(Engine, db::Conn)> {
     files::make_private(path);
     sqlite::migrate(&mut conn)?;
     // Messages the command line stored while the server was stopped are indexed now.
-    {
-        let tx = conn.transaction()?;
-        search::index_queued(&db::Db::Lite(&tx))?;
-        tx.commit()?;
-    }
+    search::index_all(&conn)?;
     let manager = SqliteConnectionManager::file(path)
         .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_init(move |c| {

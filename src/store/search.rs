@@ -30,7 +30,7 @@ impl Store {
         // Messages answered before this search but still queued for the index are indexed
         // first, by the writer, so a search finds every message sent before it.
         if self.writer.unindexed() > 0 {
-            self.write(|c| index_queued(c).map(|()| super::written((), Vec::new())))
+            self.write_keeping_rules(|c| index_queued(c).map(|()| super::written((), Vec::new())))
                 .await?;
         }
         self.read(move |c| search(c, user, &query, group, limit, budget))
@@ -158,6 +158,15 @@ pub(super) fn index_if_due(c: &Db) -> Result<usize> {
     }
     index_queued(c)?;
     Ok(0)
+}
+
+/// Indexes every queued message in a transaction of its own: when the server opens the
+/// database (what the command line stored meanwhile) and when it stops.
+pub(super) fn index_all(lite: &rusqlite::Connection) -> Result<()> {
+    let tx = lite.unchecked_transaction()?;
+    index_queued(&Db::Lite(&tx))?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Indexes the messages queued for search (SQLite only: PostgreSQL's index is kept by the

@@ -212,8 +212,8 @@ fn run(
     }
     checkpoints.stop();
     // What waits for the search index (SQLite) is indexed now rather than at the next start.
-    if db.lite().is_some() {
-        if let Err(e) = index_all(&db) {
+    if let Some(lite) = db.lite() {
+        if let Err(e) = search::index_all(lite) {
             tracing::warn!(error = %e, "indexing the queued messages for search at stop");
         }
     }
@@ -264,18 +264,6 @@ fn run_batch(
     match run_jobs(conn, batch) {
         Some(done) => commit(conn, done, seq, bus, metrics, unindexed),
         None => super::rules::forget(),
-    }
-}
-
-/// Indexes every queued message in a transaction of its own (at stop).
-fn index_all(conn: &Db) -> Result<()> {
-    conn.begin_write()?;
-    match search::index_queued(conn).and_then(|()| conn.execute_batch("COMMIT")) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
     }
 }
 
