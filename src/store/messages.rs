@@ -5,6 +5,7 @@ use super::db::{args, Arg, Db, Row};
 
 use super::members::{absent_or_forbidden, is_member, role_of};
 use super::sqlite::{now, NOW};
+use super::writer::Undo;
 use super::{blocks, extras, groups, rules, written, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
@@ -69,7 +70,13 @@ pub(crate) struct SocketStart {
 impl Store {
     /// Stores a message from a member of `group`.
     pub fn send(&self, group: GroupId, sender: UserId, draft: Draft) -> Pending<Sent> {
-        self.write_keeping_rules(move |c| send(c, group, sender, &draft))
+        // Without attachments, everything a send checks is read before its insert, and only
+        // its mentions (which cannot fail) are written after it: it needs no savepoint.
+        let undo = match draft.attachments.is_empty() {
+            true => Undo::Statement,
+            false => Undo::Savepoint,
+        };
+        self.write_keeping_rules(move |c| send(c, group, sender, &draft), undo)
     }
 
     /// Sends to the direct conversation of `sender` and `other`, creating it first if needed.

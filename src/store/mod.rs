@@ -246,21 +246,21 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Db) -> Result<Written<T>> + Send + 'static,
     {
-        self.queue(f, writer::Rules::MayChange)
+        self.queue(f, (writer::Rules::MayChange, writer::Undo::Savepoint))
     }
 
     /// Queues `f`, which changes no posting rule (no member, role, mute, name or conversation
     /// setting), so the writer keeps the rules it knows across it (`rules`). Only a send to an
     /// existing group and the search index's catching up are such writes.
-    fn write_keeping_rules<T, F>(&self, f: F) -> Pending<T>
+    fn write_keeping_rules<T, F>(&self, f: F, undo: writer::Undo) -> Pending<T>
     where
         T: Send + 'static,
         F: FnOnce(&Db) -> Result<Written<T>> + Send + 'static,
     {
-        self.queue(f, writer::Rules::Kept)
+        self.queue(f, (writer::Rules::Kept, undo))
     }
 
-    fn queue<T, F>(&self, f: F, rules: writer::Rules) -> Pending<T>
+    fn queue<T, F>(&self, f: F, kind: (writer::Rules, writer::Undo)) -> Pending<T>
     where
         T: Send + 'static,
         F: FnOnce(&Db) -> Result<Written<T>> + Send + 'static,
@@ -271,7 +271,7 @@ impl Store {
             ));
         }
         let (tx, rx) = oneshot::channel();
-        match self.writer.submit(f, rules, tx) {
+        match self.writer.submit(f, kind, tx) {
             Ok(()) => Pending(PendingState::Queued(rx)),
             Err(e) => Pending::refused(e),
         }

@@ -30,8 +30,11 @@ impl Store {
         // Messages answered before this search but still queued for the index are indexed
         // first, by the writer, so a search finds every message sent before it.
         if self.writer.unindexed() > 0 {
-            self.write_keeping_rules(|c| index_queued(c).map(|()| super::written((), Vec::new())))
-                .await?;
+            self.write_keeping_rules(
+                |c| index_queued(c).map(|()| super::written((), Vec::new())),
+                super::writer::Undo::Savepoint,
+            )
+            .await?;
         }
         self.read(move |c| search(c, user, &query, group, limit, budget))
             .await
