@@ -71,7 +71,8 @@ impl Store {
     /// Stores a message from a member of `group`.
     pub fn send(&self, group: GroupId, sender: UserId, draft: Draft) -> Pending<Sent> {
         // Without attachments, everything a send checks is read before its insert, and only
-        // its mentions (which cannot fail) are written after it: it needs no savepoint.
+        // its mentions are written after it (they fail only if the database does, and then
+        // the writer refuses the batch): it needs no savepoint.
         let undo = match draft.attachments.is_empty() {
             true => Undo::Statement,
             false => Undo::Savepoint,

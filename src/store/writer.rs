@@ -1,8 +1,9 @@
 //! The single writer: SQLite has one writer at a time, so instead of many connections queueing
 //! on its lock, one thread owns the write connection and runs queued writes in batches: one
 //! transaction per batch (group commit), one savepoint per write so a failing write undoes only
-//! itself (a plain send on SQLite needs none: see `Undo`). On PostgreSQL it is the same: one connection, batches, savepoints; instances joined
-//! by a broker also number and log each batch (see `broker`). After the commit it publishes
+//! itself (a plain send on SQLite needs none: see `Undo`). On PostgreSQL it is the same: one
+//! connection, batches, savepoints; instances joined by a broker also number and log each
+//! batch (see `broker`). After the commit it publishes
 //! each write's events, in commit order, and only then answers the writers. A message is
 //! therefore never on a socket before it is on disk, and a conversation's messages reach the
 //! hub in id order.
