@@ -4,11 +4,10 @@
 //! read from the database the first time it is needed and then kept only while nothing could
 //! have changed it. Every write other than a plain send or the search index's catching up
 //! (`Writer::submit` is told which is which) forgets them all when it has run, whether it
-//! succeeded or not; so do a batch rolled
-//! back and a commit by another connection (the command line), which SQLite's `data_version`
-//! reveals at the start of each batch. The one rule that moves on its own, a mute's end, is
-//! compared with the clock at each send. On PostgreSQL other instances change the same tables,
-//! so the rules are always read there.
+//! succeeded or not; so do a batch rolled back and a commit by another connection (the
+//! command line), which SQLite's `data_version` reveals at the start of each batch. The one
+//! rule that moves on its own, a mute's end, is compared with the clock at each send. On
+//! PostgreSQL other instances change the same tables, so the rules are always read there.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -3,10 +3,9 @@
 //! transaction per batch (group commit), one savepoint per write so a failing write undoes only
 //! itself (a plain send on SQLite needs none: see `Undo`). On PostgreSQL it is the same: one
 //! connection, batches, savepoints; instances joined by a broker also number and log each
-//! batch (see `broker`). After the commit it publishes
-//! each write's events, in commit order, and only then answers the writers. A message is
-//! therefore never on a socket before it is on disk, and a conversation's messages reach the
-//! hub in id order.
+//! batch (see `broker`). After the commit it publishes each write's events, in commit order,
+//! and only then answers the writers. A message is therefore never on a socket before it is
+//! on disk, and a conversation's messages reach the hub in id order.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -132,8 +131,8 @@ where
 {
     Box::new(move |conn| {
         let outcome = match (conn, undo) {
-            (Ok(conn), Undo::Statement) if conn.lite().is_some() => by_statement(conn, f),
-            (Ok(conn), _) => in_savepoint(conn, f),
+            (Ok(conn), Undo::Statement) => by_statement(conn, f),
+            (Ok(conn), Undo::Savepoint) => in_savepoint(conn, f),
             (Err(e), _) => Err(e.clone()),
         };
         match outcome {
@@ -162,13 +161,16 @@ fn guarded<T>(conn: &Db, f: impl FnOnce(&Db) -> Result<Written<T>>) -> Result<Wr
         .unwrap_or_else(|_| Err(Error::internal("a write panicked; it was rolled back")))
 }
 
-/// `Undo::Statement` on SQLite: `f` without a savepoint. If it fails after a change, the
-/// transaction is rolled back, which makes `run_jobs` refuse the whole batch.
+/// `Undo::Statement`: on SQLite `f` without a savepoint; if it fails after a change, the
+/// transaction is rolled back, which makes `run_jobs` refuse the whole batch. On PostgreSQL
+/// in its savepoint.
 fn by_statement<T>(conn: &Db, f: impl FnOnce(&Db) -> Result<Written<T>>) -> Result<Written<T>> {
-    let changes = |c: &Db| c.lite().map_or(0, rusqlite::Connection::total_changes);
-    let before = changes(conn);
+    let Some(lite) = conn.lite() else {
+        return in_savepoint(conn, f);
+    };
+    let before = lite.total_changes();
     let outcome = guarded(conn, f);
-    if outcome.is_err() && changes(conn) != before {
+    if outcome.is_err() && lite.total_changes() != before {
         tracing::error!(
             "a write without a savepoint failed after a change; its batch is rolled back"
         );
