@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 /// it is read in). `settings` and `attachment_usage`
 /// replace what the destination already has (its migrations write settings; its triggers
 /// count usage as attachments arrive). What is left out is per database, not data: the
-/// migrations' history, SQLite's search index (rebuilt by its triggers), the cluster log.
+/// migrations' history, SQLite's search index (every copied message is queued for it, and the
+/// server indexes the queue when it opens the database), the cluster log.
 const TABLES: &[(&str, &[&str])] = &[
     ("settings", &["key"]),
     ("users", &["id"]),
@@ -93,6 +94,7 @@ fn fill(source: &mut Admin, to: &Database) -> Result<Copied> {
                 tables.push((table, copy_table(src, dst, table, key)?));
             }
             follow_identities(dst)?;
+            super::search::queue_all(dst)?;
             Ok(Copied { tables })
         })
     })

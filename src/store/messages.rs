@@ -6,7 +6,7 @@ use super::db::{args, Arg, Db, Row};
 use super::members::{absent_or_forbidden, is_member, role_of};
 use super::sqlite::{now, NOW};
 use super::writer::Undo;
-use super::{blocks, extras, groups, rules, written, Pending, Store, Written};
+use super::{blocks, extras, groups, rules, search, written, Pending, Store, Written};
 use crate::error::{Error, Result};
 use crate::hub::{Event, Outbound};
 use crate::model::{
@@ -260,7 +260,9 @@ fn send(conn: &Db, group: GroupId, sender: UserId, draft: &Draft) -> Result<Writ
     let id = match conn.lite() {
         Some(lite) => {
             conn.execute(insert, values)?;
-            MessageId(lite.last_insert_rowid())
+            let id = MessageId(lite.last_insert_rowid());
+            search::queue(conn, id)?;
+            id
         }
         None => conn.query_row(&format!("{insert} RETURNING id"), values, |r| r.get(0))?,
     };

@@ -172,6 +172,27 @@ pub(super) fn index_all(lite: &rusqlite::Connection) -> Result<()> {
     Ok(())
 }
 
+/// Queues a new message for search, in the write that inserts it (SQLite; the caller checks).
+/// Whatever inserts into `messages` must queue what it inserts: no trigger does it since V7
+/// (which says why). The writer indexes the queue (`index_if_due`), and so does a search that
+/// would otherwise miss a queued message.
+pub(super) fn queue(c: &Db, id: crate::model::MessageId) -> Result<()> {
+    c.execute("INSERT INTO messages_fts_queue (id) VALUES (?1)", args![id])
+        .map(drop)
+}
+
+/// Queues every message (a database just filled by `copy`); SQLite only.
+pub(super) fn queue_all(c: &Db) -> Result<()> {
+    if c.backend() != Backend::Sqlite {
+        return Ok(());
+    }
+    c.execute(
+        "INSERT OR IGNORE INTO messages_fts_queue (id) SELECT id FROM messages",
+        args![],
+    )
+    .map(drop)
+}
+
 /// Indexes the messages queued for search (SQLite only: PostgreSQL's index is kept by the
 /// insert itself), all in one FTS5 segment instead of one per message (migration V6 says why).
 pub(super) fn index_queued(c: &Db) -> Result<()> {
@@ -189,7 +210,7 @@ pub(super) fn index_queued(c: &Db) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{fts_query, index_if_due, index_queued, tsquery, words, INDEX_EVERY};
+    use super::{fts_query, index_if_due, index_queued, queue, tsquery, words, INDEX_EVERY};
     use crate::store::db::{args, Db};
 
     #[test]
@@ -205,7 +226,8 @@ mod tests {
     }
 
     /// Sends, edits and deletes in one batch, before and after indexing, on the real schema:
-    /// the index always matches what the messages hold (the V6 triggers and the queue).
+    /// the index always matches what the messages hold (the queue, and the V6 triggers for edits
+    /// and deletes).
     #[test]
     fn the_search_index_follows_every_write_whether_queued_or_indexed() {
         let mut lite = rusqlite::Connection::open_in_memory().unwrap();
@@ -218,6 +240,7 @@ mod tests {
                 args![id, text],
             )
             .unwrap();
+            queue(&c, crate::model::MessageId(id)).unwrap();
         };
         let edit = |id: i64, text: &str| {
             c.execute(
@@ -295,5 +318,7 @@ mod tests {
             args![],
         )
         .unwrap();
+        let id = c.lite().unwrap().last_insert_rowid();
+        queue(c, crate::model::MessageId(id)).unwrap();
     }
 }

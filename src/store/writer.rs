@@ -50,9 +50,9 @@ pub(super) enum Undo {
     /// Its own savepoint: whatever it changed before it failed is rolled back.
     Savepoint,
     /// No savepoint, for a write that reads before its first change and does nothing after
-    /// its changes that can fail: a plain send (its insert and the search queue's trigger are
-    /// one statement). A failing statement undoes itself in SQLite, so such a write fails
-    /// having changed nothing. Should it still fail after a change (a bug), the writer rolls
+    /// its changes that can fail but for the database itself: a plain send (its insert, then
+    /// its row in the search queue and its mentions). A failing statement undoes itself in
+    /// SQLite, so such a write fails having changed nothing. Should it still fail after a change (a bug), the writer rolls
     /// the whole batch back and refuses it, so nothing half-done is ever committed. The
     /// savepoint's journal of first-touched pages was ~7 % of the writer's time. On
     /// PostgreSQL, where a failing statement aborts the whole transaction, it is `Savepoint`.
