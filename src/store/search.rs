@@ -27,11 +27,11 @@ impl Store {
         limit: u32,
         budget: Duration,
     ) -> Result<Vec<Message>> {
-        // Messages answered before this search but still queued for the index are indexed
+        // Messages answered before this search but still waiting for the index are indexed
         // first, by the writer, so a search finds every message sent before it.
         if self.writer.unindexed() > 0 {
             self.write_keeping_rules(
-                |c| index_queued(c).map(|()| super::written((), Vec::new())),
+                |c| index_waiting(c).map(|()| super::written((), Vec::new())),
                 super::writer::Undo::Savepoint,
             )
             .await?;
@@ -41,10 +41,10 @@ impl Store {
     }
 }
 
-/// Messages queued before the writer indexes them with its batch's commit. Each indexing
+/// Messages that wait before the writer indexes them with its batch's commit. Each indexing
 /// writes a new FTS5 segment (and merges older ones): about half of the pages a batch of
 /// sends wrote to the WAL, and a fifth of the writer's time, when it was done at every commit.
-/// Up to this many a search indexes first instead (`Store::search_messages`). At 1,024 short
+/// Until this many, a search indexes them first instead (`Store::search_messages`). At 1,024 short
 /// messages indexing takes about a millisecond.
 const INDEX_EVERY: i64 = 1024;
 
@@ -146,71 +146,59 @@ fn all_of(words: &[String], quote: &str, prefix: &str, and: &str) -> String {
         .join(and)
 }
 
-/// Before a batch's commit, outside every write's savepoint: indexes the queue once it holds
-/// `INDEX_EVERY` messages. Returns how many are left queued (always 0 on PostgreSQL, whose
+/// How many messages wait for the index: those above the mark (migration V8). An upper bound
+/// where the newest of them were deleted since; zero exactly when none waits.
+const WAITING: &str = "SELECT max(coalesce((SELECT max(id) FROM messages), 0) - upto, 0)
+                         FROM messages_fts_indexed";
+
+/// Before a batch's commit, outside every write's savepoint: indexes what waits once that is
+/// `INDEX_EVERY` messages. Returns how many are left waiting (always 0 on PostgreSQL, whose
 /// index is kept by the insert itself).
 pub(super) fn index_if_due(c: &Db) -> Result<usize> {
     if c.backend() != Backend::Sqlite {
         return Ok(0);
     }
-    let queued: i64 = c.query_row("SELECT count(*) FROM messages_fts_queue", args![], |r| {
-        r.get(0)
-    })?;
-    if queued < INDEX_EVERY {
-        return Ok(usize::try_from(queued).unwrap_or(usize::MAX));
+    let waiting: i64 = c.query_row(WAITING, args![], |r| r.get(0))?;
+    if waiting < INDEX_EVERY {
+        return Ok(usize::try_from(waiting).unwrap_or(usize::MAX));
     }
-    index_queued(c)?;
+    index_waiting(c)?;
     Ok(0)
 }
 
-/// Indexes every queued message in a transaction of its own: when the server opens the
+/// Indexes every waiting message in a transaction of its own: when the server opens the
 /// database (what the command line stored meanwhile) and when it stops.
 pub(super) fn index_all(lite: &rusqlite::Connection) -> Result<()> {
     let tx = lite.unchecked_transaction()?;
-    index_queued(&Db::Lite(&tx))?;
+    index_waiting(&Db::Lite(&tx))?;
     tx.commit()?;
     Ok(())
 }
 
-/// Queues a new message for search, in the write that inserts it (SQLite; the caller checks).
-/// Whatever inserts into `messages` must queue what it inserts: no trigger does it since V7
-/// (which says why). The writer indexes the queue (`index_if_due`), and so does a search that
-/// would otherwise miss a queued message.
-pub(super) fn queue(c: &Db, id: crate::model::MessageId) -> Result<()> {
-    c.execute("INSERT INTO messages_fts_queue (id) VALUES (?1)", args![id])
-        .map(drop)
-}
-
-/// Queues every message (a database just filled by `copy`); SQLite only.
-pub(super) fn queue_all(c: &Db) -> Result<()> {
-    if c.backend() != Backend::Sqlite {
-        return Ok(());
-    }
-    c.execute(
-        "INSERT OR IGNORE INTO messages_fts_queue (id) SELECT id FROM messages",
-        args![],
-    )
-    .map(drop)
-}
-
-/// Indexes the messages queued for search (SQLite only: PostgreSQL's index is kept by the
-/// insert itself), all in one FTS5 segment instead of one per message (migration V6 says why).
-pub(super) fn index_queued(c: &Db) -> Result<()> {
+/// Indexes the messages that wait for search (SQLite only: PostgreSQL's index is kept by the
+/// insert itself), all in one FTS5 segment instead of one per message (migration V6 says
+/// why), and moves the mark to the newest message. Ids only grow, so whatever is stored
+/// after this is above the mark.
+pub(super) fn index_waiting(c: &Db) -> Result<()> {
     if c.backend() != Backend::Sqlite {
         return Ok(());
     }
     c.execute(
         "INSERT INTO messages_fts (rowid, content)
-         SELECT m.id, m.content FROM messages_fts_queue q JOIN messages m ON m.id = q.id",
+         SELECT id, content FROM messages WHERE id > (SELECT upto FROM messages_fts_indexed)",
         args![],
     )?;
-    c.execute("DELETE FROM messages_fts_queue", args![])?;
-    Ok(())
+    c.execute(
+        "UPDATE messages_fts_indexed
+            SET upto = max(upto, (SELECT coalesce(max(id), 0) FROM messages))",
+        args![],
+    )
+    .map(drop)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{fts_query, index_if_due, index_queued, queue, tsquery, words, INDEX_EVERY};
+    use super::{fts_query, index_if_due, index_waiting, tsquery, words, INDEX_EVERY, WAITING};
     use crate::store::db::{args, Db};
 
     #[test]
@@ -226,10 +214,10 @@ mod tests {
     }
 
     /// Sends, edits and deletes in one batch, before and after indexing, on the real schema:
-    /// the index always matches what the messages hold (the queue, and the V6 triggers for edits
+    /// the index always matches what the messages hold (the mark, and V8's triggers for edits
     /// and deletes).
     #[test]
-    fn the_search_index_follows_every_write_whether_queued_or_indexed() {
+    fn the_search_index_follows_every_write_whether_waiting_or_indexed() {
         let mut lite = rusqlite::Connection::open_in_memory().unwrap();
         crate::store::sqlite::migrate(&mut lite).unwrap();
         lite.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
@@ -240,7 +228,6 @@ mod tests {
                 args![id, text],
             )
             .unwrap();
-            queue(&c, crate::model::MessageId(id)).unwrap();
         };
         let edit = |id: i64, text: &str| {
             c.execute(
@@ -260,16 +247,16 @@ mod tests {
         send(1, "apple one");
         send(2, "apple two");
         send(3, "apple three");
-        assert!(found("apple").is_empty(), "queued, not yet indexed");
-        edit(2, "banana two"); // edited while queued
+        assert!(found("apple").is_empty(), "waiting, not yet indexed");
+        edit(2, "banana two"); // edited while waiting
         c.execute("DELETE FROM messages WHERE id = 3", args![])
-            .unwrap(); // deleted while queued
-        index_queued(&c).unwrap();
+            .unwrap(); // deleted while waiting
+        index_waiting(&c).unwrap();
         assert_eq!(found("apple"), [1]);
         assert_eq!(found("banana"), [2]);
         edit(1, "cherry one"); // edited once indexed
         send(4, "cherry four");
-        index_queued(&c).unwrap();
+        index_waiting(&c).unwrap();
         c.execute("DELETE FROM messages WHERE id = 2", args![])
             .unwrap(); // deleted once indexed
         assert!(found("apple").is_empty() && found("banana").is_empty());
@@ -277,18 +264,25 @@ mod tests {
         // The index agrees with its content table everywhere (FTS5's own check).
         c.execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
             .unwrap();
-        let queued: i64 = c
-            .query_row("SELECT count(*) FROM messages_fts_queue", args![], |r| {
+        let waiting: i64 = c.query_row(WAITING, args![], |r| r.get(0)).unwrap();
+        assert_eq!(waiting, 0);
+        // The newest message deleted once indexed: the mark stays, the next id is above it.
+        c.execute("DELETE FROM messages WHERE id = 4", args![])
+            .unwrap();
+        index_waiting(&c).unwrap();
+        let upto: i64 = c
+            .query_row("SELECT upto FROM messages_fts_indexed", args![], |r| {
                 r.get(0)
             })
             .unwrap();
-        assert_eq!(queued, 0);
+        assert_eq!(upto, 4);
+        assert_eq!(found("cherry"), [1]);
     }
 
-    /// The writer indexes at a commit only once the queue is long enough; until then it says
-    /// how many wait (and a search indexes them first).
+    /// The writer indexes at a commit only once enough messages wait; until then it says how
+    /// many (and a search indexes them first).
     #[test]
-    fn the_queue_is_indexed_once_it_holds_index_every_messages() {
+    fn waiting_messages_are_indexed_once_there_are_index_every() {
         let mut lite = rusqlite::Connection::open_in_memory().unwrap();
         crate::store::sqlite::migrate(&mut lite).unwrap();
         lite.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
@@ -318,7 +312,49 @@ mod tests {
             args![],
         )
         .unwrap();
-        let id = c.lite().unwrap().last_insert_rowid();
-        queue(c, crate::model::MessageId(id)).unwrap();
+    }
+
+    /// V8 on a database whose V6 queue holds messages: they are indexed by the migration, the
+    /// mark starts at the newest message, and edits and deletes of them keep the index right.
+    #[test]
+    fn v8_indexes_what_the_queue_held_and_starts_the_mark_there() {
+        let mut lite = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::sqlite::embedded::migrations::runner()
+            .set_target(refinery::Target::Version(7))
+            .run(&mut lite)
+            .unwrap();
+        lite.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             INSERT INTO messages (id, conversation_id, sender_id, content)
+                 VALUES (1, 1, 1, 'old indexed'), (2, 1, 1, 'old queued');
+             INSERT INTO messages_fts (rowid, content) VALUES (1, 'old indexed');
+             INSERT INTO messages_fts_queue (id) VALUES (2);",
+        )
+        .unwrap();
+        crate::store::sqlite::migrate(&mut lite).unwrap();
+        let c = Db::Lite(&lite);
+        let found = |word: &str| -> Vec<i64> {
+            c.query_map(
+                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 ORDER BY rowid",
+                args![word],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(found("old"), [1, 2]);
+        let upto: i64 = c
+            .query_row("SELECT upto FROM messages_fts_indexed", args![], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(upto, 2);
+        c.execute("UPDATE messages SET content = 'new' WHERE id = 2", args![])
+            .unwrap();
+        c.execute("DELETE FROM messages WHERE id = 1", args![])
+            .unwrap();
+        assert!(found("old").is_empty());
+        assert_eq!(found("new"), [2]);
+        c.execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+            .unwrap();
     }
 }

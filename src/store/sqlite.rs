@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
 
-mod embedded {
+pub(super) mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
 }
 

@@ -417,7 +417,8 @@ mod tests {
              END;
              CREATE TABLE messages (id INTEGER PRIMARY KEY, content TEXT NOT NULL);
              CREATE VIRTUAL TABLE messages_fts USING fts5(content);
-             CREATE TABLE messages_fts_queue (id INTEGER PRIMARY KEY);
+             CREATE TABLE messages_fts_indexed (upto INTEGER NOT NULL);
+             INSERT INTO messages_fts_indexed (upto) VALUES (0);
              CREATE TABLE parent (id INTEGER PRIMARY KEY);
              CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);",
         )
