@@ -236,14 +236,7 @@ mod tests {
             )
             .unwrap();
         };
-        let found = |word: &str| -> Vec<i64> {
-            c.query_map(
-                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 ORDER BY rowid",
-                args![word],
-                |r| r.get(0),
-            )
-            .unwrap()
-        };
+        let found = |word: &str| found(&c, word);
         send(1, "apple one");
         send(2, "apple two");
         send(3, "apple three");
@@ -270,12 +263,7 @@ mod tests {
         c.execute("DELETE FROM messages WHERE id = 4", args![])
             .unwrap();
         index_waiting(&c).unwrap();
-        let upto: i64 = c
-            .query_row("SELECT upto FROM messages_fts_indexed", args![], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(upto, 4);
+        assert_eq!(upto(&c), 4);
         assert_eq!(found("cherry"), [1]);
     }
 
@@ -333,21 +321,9 @@ mod tests {
         .unwrap();
         crate::store::sqlite::migrate(&mut lite).unwrap();
         let c = Db::Lite(&lite);
-        let found = |word: &str| -> Vec<i64> {
-            c.query_map(
-                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 ORDER BY rowid",
-                args![word],
-                |r| r.get(0),
-            )
-            .unwrap()
-        };
+        let found = |word: &str| found(&c, word);
         assert_eq!(found("old"), [1, 2]);
-        let upto: i64 = c
-            .query_row("SELECT upto FROM messages_fts_indexed", args![], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(upto, 2);
+        assert_eq!(upto(&c), 2);
         c.execute("UPDATE messages SET content = 'new' WHERE id = 2", args![])
             .unwrap();
         c.execute("DELETE FROM messages WHERE id = 1", args![])
@@ -356,5 +332,23 @@ mod tests {
         assert_eq!(found("new"), [2]);
         c.execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
             .unwrap();
+    }
+
+    /// The ids of the indexed messages that match `word`, ascending.
+    fn found(c: &Db, word: &str) -> Vec<i64> {
+        c.query_map(
+            "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 ORDER BY rowid",
+            args![word],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// The search index's mark (migration V8).
+    fn upto(c: &Db) -> i64 {
+        c.query_row("SELECT upto FROM messages_fts_indexed", args![], |r| {
+            r.get(0)
+        })
+        .unwrap()
     }
 }
