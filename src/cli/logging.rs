@@ -46,12 +46,13 @@ pub fn init(default: &str) -> Guard {
         }
     };
     tracing_subscriber::fmt()
+        .with_ansi(io::stderr().is_terminal())
+        .event_format(super::line::Format)
         .with_env_filter(filter)
         .with_writer(Writer(
             Arc::clone(&log),
             thread.as_ref().map(|t| t.thread().clone()),
         ))
-        .with_ansi(io::stderr().is_terminal())
         .init();
     Guard { log, thread }
 }

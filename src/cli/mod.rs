@@ -6,6 +6,7 @@ mod admin;
 mod banner;
 mod classroom;
 mod import;
+mod line;
 mod logging;
 
 use std::io::Write;
