@@ -1,25 +1,53 @@
 //! Prometheus metrics (OpenMetrics text): requests by route and status with latency, sockets,
 //! messages stored, deliveries, slow sockets, and the database's pool wait and write batches.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use warp::http::Method;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The route template (`/v1/groups/{id}`), or `unmatched`.
-    pub route: String,
-    pub method: String,
+    pub route: Arc<str>,
+    /// One of the standard methods, or `other` (see `method_label`).
+    pub method: &'static str,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
-    pub method: String,
+    pub route: Arc<str>,
+    pub method: &'static str,
+}
+
+/// A method's label. Any token is a method to HTTP, and each label value is a series kept
+/// for the process's life, so a client inventing methods (`BREW1`, `BREW2`, …) would grow
+/// the server's memory without end: every method but the standard ones is `other`.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    const NAMES: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .position(|m| m == method)
+        .map_or("other", |i| NAMES[i])
 }
 
 fn latency_histogram() -> Histogram {
@@ -29,6 +57,8 @@ fn latency_histogram() -> Histogram {
 
 pub struct Metrics {
     registry: Registry,
+    /// The route label of a request that matched no route.
+    unmatched: Arc<str>,
     pub requests: Family<RequestLabels, Counter>,
     pub request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub open_sockets: Gauge,
@@ -76,6 +106,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut m = Metrics {
             registry: Registry::with_prefix("chatserver"),
+            unmatched: Arc::from("unmatched"),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
             open_sockets: Gauge::default(),
@@ -189,12 +220,21 @@ impl Metrics {
         );
     }
 
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let (route, method) = (route.to_string(), method.to_string());
+    /// Counts a request and its time, under its route's template (`None`: it matched none).
+    /// No label is allocated: the route's name is shared, the method's is static.
+    pub fn observe_request(
+        &self,
+        route: Option<&Arc<str>>,
+        method: &Method,
+        status: u16,
+        seconds: f64,
+    ) {
+        let route = route.map_or_else(|| Arc::clone(&self.unmatched), Arc::clone);
+        let method = method_label(method);
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.clone(),
-                method: method.clone(),
+                route: Arc::clone(&route),
+                method,
                 status,
             })
             .inc();

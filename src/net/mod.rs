@@ -196,23 +196,29 @@ fn log(
     response: &Response,
     started: Instant,
 ) {
-    let route = response
-        .extensions()
-        .get::<RouteName>()
-        .map_or("unmatched", |r| &r.0);
-    let seconds = started.elapsed().as_secs_f64();
+    let route = response.extensions().get::<RouteName>().map(|r| &r.0);
+    let took = started.elapsed();
     let status = response.status().as_u16();
     state
         .metrics
-        .observe_request(route, method.as_str(), status, seconds);
-    tracing::info!(
-        %method,
-        %path,
-        route,
-        status,
-        ms = format_args!("{:.2}", seconds * 1000.0),
-        "request"
-    );
+        .observe_request(route, method, status, took.as_secs_f64());
+    let route: &str = route.map_or("unmatched", |r| r);
+    tracing::info!(%method, %path, route, status, ms = %Millis(took), "request");
+}
+
+/// A duration in milliseconds to two places (`1.27`), written without float formatting
+/// (which was a fifth of the request line's cost).
+struct Millis(Duration);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hundredths = (self.0.as_micros() + 5) / 10;
+        let mut digits = itoa::Buffer::new();
+        f.write_str(digits.format(hundredths / 100))?;
+        let rest = hundredths % 100;
+        f.write_str(if rest < 10 { ".0" } else { "." })?;
+        f.write_str(digits.format(rest))
+    }
 }
 
 /// Who a request is from: its peer, unless the peer is a trusted proxy, which says who in the
@@ -232,4 +238,18 @@ fn client_address<B>(trusted: &[IpAddr], peer: SocketAddr, req: &Request<B>) -> 
         .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
     let ip = forwarded.map_or(IpAddr::from([0, 0, 0, 0]), |ip| ip.to_canonical());
     SocketAddr::new(ip, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_are_written_as_float_formatting_writes_them() {
+        for micros in [0, 4, 6, 49, 51, 999, 1_004, 1_234, 9_996, 12_345_678] {
+            let took = Duration::from_micros(micros);
+            let float = format!("{:.2}", took.as_secs_f64() * 1000.0);
+            assert_eq!(Millis(took).to_string(), float, "{micros} µs");
+        }
+    }
 }

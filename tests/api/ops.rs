@@ -70,6 +70,24 @@ async fn metrics_count_requests_messages_sockets_and_deliveries() {
     let text = metrics_text(&server).await;
     assert!(!text.contains("12345"), "raw paths must not become labels");
     assert!(text.contains(r#"route="unmatched""#), "{text}");
+    // Nor a method per invented method: each would be a series kept for the process's life.
+    for invented in ["BREW1", "BREW2"] {
+        let method = Method::from_bytes(invented.as_bytes()).unwrap();
+        let resp = server
+            .http
+            .request(method, server.url("/v1/groups"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 405);
+    }
+    let text = metrics_text(&server).await;
+    assert!(
+        !text.contains("BREW"),
+        "invented methods must not become labels"
+    );
+    let other = r#"chatserver_http_requests_total{route="unmatched",method="other",status="405"}"#;
+    assert_eq!(sample(&text, other), Some(2.0), "{text}");
 
     socket.close().await;
 }
