@@ -39,7 +39,7 @@
 //!   and a watchdog ends the process after `--timeout` seconds.
 
 // A measuring tool, not the server: it may stop on a failed setup, and its scenarios read as
-// one long script each. `unsafe` is for setrlimit(RLIMIT_NOFILE) and SIGTERM.
+// one long script each. `unsafe` is for setrlimit(RLIMIT_NOFILE), SIGTERM and sysconf.
 #![allow(
     unsafe_code,
     clippy::unwrap_used,
@@ -55,6 +55,8 @@ mod bare;
 mod ceilings;
 #[path = "loadgen/class.rs"]
 mod class;
+#[path = "loadgen/cpu.rs"]
+mod cpu;
 #[path = "loadgen/net.rs"]
 mod net;
 #[path = "loadgen/scenarios.rs"]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::net::Res;
-use crate::scenarios::{fanout, free_addr, http_send, until_healthy};
+use crate::scenarios::{fanout, free_addr, http_send, until_healthy, CPU_PER_SEND};
 use crate::{fmt, report, Metric, Opts, Outcome, Scenario};
 
 /// The bare stack, running as a child process until dropped.
@@ -111,6 +111,26 @@ fn print_ratios(o: &Opts, real: &Outcome, ceiling: &Outcome) {
         j.insert(
             m.name.to_string(),
             json!({"server": r, "ceiling": c, "ratio": (ratio * 1000.0).round() / 1000.0}),
+        );
+    }
+    let cost = |out: &Outcome| {
+        let i = out.metrics.iter().position(|m| m.name == CPU_PER_SEND)?;
+        Some(out.median_of(i)).filter(|v| *v > 0.0)
+    };
+    if let (Some(r), Some(c)) = (cost(real), cost(ceiling)) {
+        // A cost's ratio above reads the other way up; this one reads as sends/s does.
+        let share = c / r;
+        println!(
+            "{:<28} {:>14} {:>14} {:>8.3}",
+            "sends by CPU (us, inverse)",
+            fmt(r),
+            fmt(c),
+            share
+        );
+        println!("  sends by CPU: the ceiling's CPU per send over the server's, a share of the ceiling as sends/s is");
+        j.insert(
+            "sends by CPU".to_string(),
+            json!({"server": r, "ceiling": c, "ratio": (share * 1000.0).round() / 1000.0}),
         );
     }
     if let Some(share) = o.of_ceiling {

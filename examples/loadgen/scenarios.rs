@@ -75,6 +75,9 @@ fn ms(d: Duration) -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 
+/// The name of http-send's cost metric (`ceilings` turns it into a ratio of its own).
+pub const CPU_PER_SEND: &str = "server CPU per send";
+
 pub async fn http_send(o: &Opts, addr: SocketAddr) -> Res<Outcome> {
     let (n_users, n_groups) = (
         o.users.unwrap_or(16).clamp(1, o.connections.max(1)),
@@ -88,12 +91,16 @@ pub async fn http_send(o: &Opts, addr: SocketAddr) -> Res<Outcome> {
         groups.push(net::create_group(addr, &users[0].1, &format!("lg-http-{g}"), &others).await?);
     }
     let (duration, max_messages) = run_bounds(o);
-    let mut m = [
-        ("sends/s", "1/s"),
-        ("latency p50", "ms"),
-        ("latency p99", "ms"),
-    ]
-    .map(Metric::new);
+    // What the sends cost the process serving --url (not the other instances of --also).
+    let cpu = crate::cpu::Cpu::of(addr);
+    let mut m = vec![
+        Metric::new(("sends/s", "1/s")),
+        Metric::new(("latency p50", "ms")),
+        Metric::new(("latency p99", "ms")),
+    ];
+    if cpu.is_some() {
+        m.push(Metric::new((CPU_PER_SEND, "us")));
+    }
     let (mut errors, mut first_error) = (0u64, None);
     for run in 0..o.runs {
         // Connections open before the clock starts; each task owns one (so exactly N of them).
@@ -105,6 +112,7 @@ pub async fn http_send(o: &Opts, addr: SocketAddr) -> Res<Outcome> {
             conns.push(h);
         }
         let budget = Arc::new(AtomicI64::new(max_messages));
+        let cpu_before = cpu.and_then(|c| c.seconds());
         let start = Instant::now();
         let deadline = start + duration;
         let tasks: Vec<_> = conns
@@ -151,13 +159,19 @@ pub async fn http_send(o: &Opts, addr: SocketAddr) -> Res<Outcome> {
             }
         }
         let rate = ok as f64 / start.elapsed().as_secs_f64();
+        let cpu_used = cpu.and_then(|c| Some(c.seconds()? - cpu_before?));
         let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+        let per_send = cpu_used.map_or(0.0, |s| s * 1e6 / ok.max(1) as f64);
         println!(
-            "run {}: {} sends/s ({ok} persisted), p50 {p50:.2} ms, p99 {p99:.2} ms",
+            "run {}: {} sends/s ({ok} persisted), p50 {p50:.2} ms, p99 {p99:.2} ms{}",
             run + 1,
-            fmt(rate)
+            fmt(rate),
+            match cpu_used {
+                Some(_) => format!(", {per_send:.1} µs of server CPU per send"),
+                None => String::new(),
+            }
         );
-        Metric::record(&mut m, &[rate, p50, p99]);
+        Metric::record(&mut m, &[rate, p50, p99, per_send]);
     }
     let mut notes = vec![
         "sends/s counts 201 answers only (each is committed before it is answered)".to_string(),
