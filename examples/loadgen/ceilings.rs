@@ -99,7 +99,11 @@ fn print_ratios(o: &Opts, real: &Outcome, ceiling: &Outcome) {
     );
     let mut j = serde_json::Map::new();
     for (i, m) in real.metrics.iter().enumerate() {
-        let (r, c) = (real.median_of(i), ceiling.median_of(i));
+        // Paired by name: the server's CPU may be readable when the ceiling's is not.
+        let Some(k) = ceiling.metrics.iter().position(|c| c.name == m.name) else {
+            continue;
+        };
+        let (r, c) = (real.median_of(i), ceiling.median_of(k));
         let ratio = if c > 0.0 { r / c } else { 0.0 };
         println!(
             "{:<28} {:>14} {:>14} {:>8.3}",
@@ -122,7 +126,7 @@ fn print_ratios(o: &Opts, real: &Outcome, ceiling: &Outcome) {
         let share = c / r;
         println!(
             "{:<28} {:>14} {:>14} {:>8.3}",
-            "sends by CPU (us, inverse)",
+            "sends by CPU (us per send)",
             fmt(r),
             fmt(c),
             share

@@ -45,7 +45,7 @@ impl Cpu {
     pub fn seconds(&self) -> Option<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
         // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-        let rest = &stat[stat.rfind(')')? + 2..];
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
         let fields: Vec<&str> = rest.split(' ').collect();
         // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
         let user: f64 = fields.get(11)?.parse().ok()?;
@@ -71,6 +71,7 @@ fn listening_inode(table: &str, addr: SocketAddr) -> Option<u64> {
         let (ip, port) = local.split_once(':')?;
         let listens = *state == "0A" && u16::from_str_radix(port, 16).ok()? == addr.port();
         let ip = table_ip(ip)?;
+        // A wildcard listener serves the address too (the load generator only takes loopback).
         (listens && (ip == addr.ip() || ip.is_unspecified()))
             .then(|| inode.parse().ok())
             .flatten()

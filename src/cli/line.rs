@@ -1,13 +1,18 @@
-//! How a log line is written: the layout of `tracing-subscriber`'s default format (the server
-//! opens no spans), `2026-12-04T20:11:31.847577Z  INFO chatserver::net: request method=GET
-//! path=/healthz route="/healthz" status=200 ms=0.15`, but without its formatting machinery.
-//! That machinery (a calendar date worked out for every line, every field name painted for
-//! a terminal even when nothing is painted, numbers through `Debug`) was two-thirds of the
-//! cost of the request line, itself about 7 % of a runtime worker's time under load.
+//! How a log line is written: the layout of `tracing-subscriber`'s default format,
+//! `2026-12-04T20:11:31.847577Z  INFO chatserver::net: request method=GET path=/healthz
+//! route="/healthz" status=200 ms=0.15`, but without its formatting machinery. That machinery
+//! (a calendar date worked out for every line, every field name painted for a terminal even
+//! when nothing is painted, numbers through `Debug`) was two-thirds of the cost of the request
+//! line, itself about 7 % of a runtime worker's time under load.
+//!
+//! Without colours the bytes are tracing-subscriber's (the unit tests compare them). On a
+//! terminal only the time (dimmed) and the level (coloured) are painted. Spans are not
+//! written: the server opens none; one that is added must be logged as fields.
 //!
 //! What a value can bring from outside (a path, a name in an error) cannot forge a line or
-//! drive the terminal: control characters other than a tab, DEL and the C1 controls are
-//! written as escapes (`\n`, `\x1b`, `\u{9b}`); quoted strings are escaped as Rust does.
+//! drive the terminal: every control character but a tab (C0, DEL, C1), the line and
+//! paragraph separators and the invisible direction and zero-width marks are written as
+//! escapes (`\n`, `\u{1b}`, `\u{202e}`); quoted strings are escaped as Rust's `Debug` does.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write};
@@ -83,13 +88,22 @@ fn timestamp(out: &mut Writer<'_>, ansi: bool) -> fmt::Result {
     if ansi {
         out.write_str("\x1b[2m")?;
     }
-    SECOND.with_borrow_mut(|(second, text)| {
+    let cached = SECOND.try_with(|cell| {
+        let Ok(mut cell) = cell.try_borrow_mut() else {
+            return None;
+        };
+        let (second, text) = &mut *cell;
         if *second != now.as_secs() {
             *second = now.as_secs();
             *text = to_the_second(now.as_secs());
         }
-        out.write_str(text)
-    })?;
+        Some(out.write_str(text))
+    });
+    // A line logged while the thread ends (its cache gone) works its date out itself.
+    match cached.ok().flatten() {
+        Some(written) => written?,
+        None => out.write_str(&to_the_second(now.as_secs()))?,
+    }
     let micros = now.subsec_micros();
     let mut digits = *b".000000Z";
     let mut rest = micros;
@@ -214,8 +228,11 @@ struct Escaped<'a, 'b>(&'a mut Writer<'b>);
 
 impl Write for Escaped<'_, '_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        // C1 controls are U+0080 to U+009F, two bytes in UTF-8 of which the first is 0xC2.
-        let plain = text.bytes().all(|b| b >= 0x20 && b != 0x7f && b != 0xc2);
+        // C1 controls are U+0080 to U+009F, two bytes in UTF-8 of which the first is 0xC2;
+        // the marks of `hidden` are three, of which the first is 0xE2.
+        let plain = text
+            .bytes()
+            .all(|b| b >= 0x20 && b != 0x7f && b != 0xc2 && b != 0xe2);
         if plain {
             return self.0.write_str(text);
         }
@@ -224,12 +241,20 @@ impl Write for Escaped<'_, '_> {
                 '\t' => self.0.write_char(c)?,
                 '\n' => self.0.write_str("\\n")?,
                 '\r' => self.0.write_str("\\r")?,
-                c if c.is_control() => write!(self.0, "\\u{{{:x}}}", u32::from(c))?,
+                c if c.is_control() || hidden(c) => {
+                    write!(self.0, "\\u{{{:x}}}", u32::from(c))?;
+                }
                 c => self.0.write_char(c)?,
             }
         }
         Ok(())
     }
+}
+
+/// Characters that break a line in some viewers (U+2028, U+2029) or change what a reader
+/// sees without being seen: zero-width marks and the direction overrides and isolates.
+fn hidden(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -316,11 +341,14 @@ mod tests {
     #[test]
     fn an_outside_value_cannot_forge_a_line_or_reach_the_terminal() {
         let (ours, _) = both(|| {
-            let path = "/a\n2026-12-04T00:00:00.000000Z  INFO forged\x1b[2J\u{9b}\x7f\tend";
+            let path = "/a\n2026-12-04T00:00:00.000000Z  INFO forged\x1b[2J\u{9b}\x7f\u{2028}\u{202e}\tend – ok";
             tracing::info!(path = %path, name = path, "request {path}");
         });
         assert_eq!(ours.lines().count(), 1, "{ours}");
-        assert!(!ours.contains('\x1b') && !ours.contains('\u{9b}') && !ours.contains('\x7f'));
+        for raw in ['\x1b', '\u{9b}', '\x7f', '\u{2028}', '\u{202e}'] {
+            assert!(!ours.contains(raw), "{raw:?} in {ours}");
+        }
+        assert!(ours.contains("\\u{202e}\tend – ok"), "{ours}");
         assert!(ours.contains(r"\n2026") && ours.contains(r"\u{1b}[2J") && ours.contains("\tend"));
     }
 

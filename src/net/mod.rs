@@ -207,7 +207,8 @@ fn log(
 }
 
 /// A duration in milliseconds to two places (`1.27`), written without float formatting
-/// (which was a fifth of the request line's cost).
+/// (which was a fifth of the request line's cost). It reads as `{:.2}` does, but that an
+/// exact half (2.675 ms) is rounded up, where `{:.2}` rounds the nearest binary float.
 struct Millis(Duration);
 
 impl std::fmt::Display for Millis {
@@ -245,11 +246,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn millis_are_written_as_float_formatting_writes_them() {
+    fn millis_are_written_as_float_formatting_writes_them_but_for_exact_halves() {
         for micros in [0, 4, 6, 49, 51, 999, 1_004, 1_234, 9_996, 12_345_678] {
             let took = Duration::from_micros(micros);
             let float = format!("{:.2}", took.as_secs_f64() * 1000.0);
             assert_eq!(Millis(took).to_string(), float, "{micros} µs");
         }
+        assert_eq!(Millis(Duration::from_micros(2_675)).to_string(), "2.68");
     }
 }
