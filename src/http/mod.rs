@@ -125,8 +125,14 @@ pub(crate) fn filter(router: Arc<Router>, state: Arc<AppState>) -> BoxedFilter<(
 /// fits in at once: `warp::reply::json`'s starts at 128 bytes and grows by copying.
 pub(crate) fn json<T: Serialize>(value: &T, status: StatusCode) -> Result<Response> {
     let mut body = Vec::with_capacity(512);
-    serde_json::to_writer(&mut body, value)
-        .map_err(|e| Error::internal(format!("writing a JSON answer: {e}")))?;
+    let written = serde_json::to_writer(&mut body, value);
+    json_response(written.map(|()| body), status)
+}
+
+/// The part of `json` that is the same for every type: not copied into each of its
+/// instances (there is one per answer's type; the binary's size is a target).
+fn json_response(body: serde_json::Result<Vec<u8>>, status: StatusCode) -> Result<Response> {
+    let body = body.map_err(|e| Error::internal(format!("writing a JSON answer: {e}")))?;
     let mut response = warp::http::Response::new(body).into_response();
     *response.status_mut() = status;
     response.headers_mut().insert(
