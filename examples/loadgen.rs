@@ -120,6 +120,12 @@ impl Outcome {
             .unwrap_or_default();
         percentile(&mut v, 0.5)
     }
+
+    /// The median of the metric called `name`, if this outcome has it.
+    pub fn median_named(&self, name: &str) -> Option<f64> {
+        let i = self.metrics.iter().position(|m| m.name == name)?;
+        Some(self.median_of(i))
+    }
 }
 
 /// Options shared by every scenario; each uses the ones that concern it.

@@ -44,6 +44,9 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// The route label (and the request line's route) of a request that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
 fn latency_histogram() -> Histogram {
     // 50 µs to ~1.6 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -100,7 +103,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut m = Metrics {
             registry: Registry::with_prefix("chatserver"),
-            unmatched: Arc::from("unmatched"),
+            unmatched: Arc::from(UNMATCHED),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
             open_sockets: Gauge::default(),

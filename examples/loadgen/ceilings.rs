@@ -100,10 +100,10 @@ fn print_ratios(o: &Opts, real: &Outcome, ceiling: &Outcome) {
     let mut j = serde_json::Map::new();
     for (i, m) in real.metrics.iter().enumerate() {
         // Paired by name: the server's CPU may be readable when the ceiling's is not.
-        let Some(k) = ceiling.metrics.iter().position(|c| c.name == m.name) else {
+        let Some(c) = ceiling.median_named(m.name) else {
             continue;
         };
-        let (r, c) = (real.median_of(i), ceiling.median_of(k));
+        let r = real.median_of(i);
         let ratio = if c > 0.0 { r / c } else { 0.0 };
         println!(
             "{:<28} {:>14} {:>14} {:>8.3}",
@@ -117,10 +117,7 @@ fn print_ratios(o: &Opts, real: &Outcome, ceiling: &Outcome) {
             json!({"server": r, "ceiling": c, "ratio": (ratio * 1000.0).round() / 1000.0}),
         );
     }
-    let cost = |out: &Outcome| {
-        let i = out.metrics.iter().position(|m| m.name == CPU_PER_SEND)?;
-        Some(out.median_of(i)).filter(|v| *v > 0.0)
-    };
+    let cost = |out: &Outcome| out.median_named(CPU_PER_SEND).filter(|v| *v > 0.0);
     if let (Some(r), Some(c)) = (cost(real), cost(ceiling)) {
         // A cost's ratio above reads the other way up; this one reads as sends/s does.
         let share = c / r;

@@ -172,7 +172,8 @@ pub async fn http_send(o: &Opts, addr: SocketAddr) -> Res<Outcome> {
             ))
         );
         Metric::record(&mut m, &[rate, p50, p99]);
-        if let (Some(us), Some(metric)) = (per_send, m.get_mut(3)) {
+        if let (Some(us), Some(metric)) = (per_send, m.iter_mut().find(|m| m.name == CPU_PER_SEND))
+        {
             metric.values.push(us);
         }
     }

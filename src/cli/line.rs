@@ -104,16 +104,7 @@ fn timestamp(out: &mut Writer<'_>, ansi: bool) -> fmt::Result {
         Some(written) => written?,
         None => out.write_str(&to_the_second(now.as_secs()))?,
     }
-    let micros = now.subsec_micros();
-    let mut digits = *b".000000Z";
-    let mut rest = micros;
-    for place in (1..7).rev() {
-        // Each is a digit 0 to 9: the cast cannot truncate.
-        digits[place] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    // Only ASCII digits were written into ASCII.
-    out.write_str(std::str::from_utf8(&digits).unwrap_or(".000000Z"))?;
+    write!(out, ".{:06}Z", now.subsec_micros())?;
     if ansi {
         out.write_str("\x1b[0m")?;
     }
@@ -200,19 +191,16 @@ impl Visit for Fields<'_, '_> {
         }
         let mut out = Escaped(self.out);
         self.result = write!(out, "{value}");
-        let mut source = value.source();
-        if source.is_some() {
+        // As tracing-subscriber writes them: ` error.sources=[first, second]`.
+        if value.source().is_some() {
             let name = field.name();
             self.result = self.result.and_then(|()| write!(out, " {name}.sources=["));
-        }
-        let mut first = true;
-        while let Some(error) = source {
-            let comma = if std::mem::take(&mut first) { "" } else { ", " };
-            self.result = self.result.and_then(|()| write!(out, "{comma}{error}"));
-            source = error.source();
-            if source.is_none() {
-                self.result = self.result.and_then(|()| out.write_char(']'));
+            let (mut source, mut comma) = (value.source(), "");
+            while let Some(error) = source {
+                self.result = self.result.and_then(|()| write!(out, "{comma}{error}"));
+                (source, comma) = (error.source(), ", ");
             }
+            self.result = self.result.and_then(|()| out.write_char(']'));
         }
     }
 

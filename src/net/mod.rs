@@ -202,7 +202,7 @@ fn log(
     state
         .metrics
         .observe_request(route, method, status, took.as_secs_f64());
-    let route: &str = route.map_or("unmatched", |r| r);
+    let route: &str = route.map_or(crate::metrics::UNMATCHED, |r| r);
     tracing::info!(%method, %path, route, status, ms = %Millis(took), "request");
 }
 
