@@ -2,6 +2,7 @@
 //! and reports. Returns Ok(false) when a correctness check failed (the process exits 2).
 
 use std::collections::HashSet;
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +14,9 @@ use futures_util::{stream, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::net::{self, field_u64, frame_type, unix_nanos, Gate, Http, Plan, Res, Ws};
+use crate::net::{
+    self, field_u64, frame_type, unix_nanos, Gate, Http, Plan, Res, Ws, GROUP_ID, ID, SENT_AT,
+};
 use crate::{
     fmt, nofile_of, percentile, pid_listening_on, report, rss_kb, Metric, Opts, Outcome, Scenario,
 };
@@ -232,11 +235,25 @@ async fn receive(
     slow: bool,
 ) {
     let mut stop = sh.stop.clone();
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     let mut reconnects = 0;
+    // Deliveries read but not yet told to the gate: they are told once per wake-up, when
+    // nothing more is ready, so 1000 sockets do not each take the gate's shared counter and
+    // its waiters' lock for every frame.
+    let mut untold = 0;
     let end = loop {
+        let next = poll_fn(|cx| {
+            let next = ws.poll_next_unpin(cx);
+            if next.is_pending() && untold > 0 {
+                sh.gate.delivered(untold);
+                untold = 0;
+            }
+            next
+        });
         let frame = tokio::select! {
-            f = ws.next() => f,
-            _ = stop.changed() => return,
+            f = next => f,
+            _ = &mut stopped => return,
         };
         let text = match frame {
             Some(Ok(Message::Text(t))) => t,
@@ -260,21 +277,13 @@ async fn receive(
             continue; // presence, ready and the like
         }
         let now = unix_nanos();
-        // content is "t=<unix nanos at send>"
-        let sent: Option<u64> = text
-            .find("\"content\":\"t=")
-            .map(|i| &text[i + 13..])
-            .and_then(|d| {
-                d[..d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len())]
-                    .parse()
-                    .ok()
-            });
-        let id = field_u64(&text, "id").unwrap_or(0);
+        let sent = field_u64(&text, &SENT_AT);
+        let id = field_u64(&text, &ID).unwrap_or(0);
         {
             let mut l = log.lock().unwrap();
             l.ids.push(id);
             l.last_id = l.last_id.max(id);
-            if field_u64(&text, "group_id") != Some(group) {
+            if field_u64(&text, &GROUP_ID) != Some(group) {
                 l.foreign += 1;
             }
             if let Some(s) = sent.filter(|_| !slow) {
@@ -285,9 +294,12 @@ async fn receive(
         if slow {
             tokio::time::sleep(Duration::from_millis(1)).await;
         } else {
-            sh.gate.delivered(1);
+            untold += 1;
         }
     };
+    if untold > 0 {
+        sh.gate.delivered(untold);
+    }
     log.lock().unwrap().closed = Some(end);
     if !slow {
         sh.gate.receivers.fetch_sub(1, Ordering::AcqRel); // no longer owed anything
