@@ -189,16 +189,14 @@ impl Http {
     }
 }
 
+/// Reads into `buf`'s spare room: a zeroed 16 KiB chunk per read was 3 % of the client's
+/// CPU under `http-send` (perf), where the client shares the cores with what it measures.
 async fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Res<()> {
-    let mut chunk = [0u8; 16 * 1024];
-    let n = conn
-        .read(&mut chunk)
-        .await
-        .map_err(|e| format!("io: {e}"))?;
+    buf.reserve(16 * 1024);
+    let n = conn.read_buf(buf).await.map_err(|e| format!("io: {e}"))?;
     if n == 0 {
         return Err("io: connection closed".into());
     }
-    buf.extend_from_slice(&chunk[..n]);
     Ok(())
 }
 
